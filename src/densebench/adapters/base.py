@@ -1,0 +1,62 @@
+"""The adapter seam: how a backbone is adapted and what of it trains.
+
+An adapter owns the backbone and turns a (padded) image batch into `Features` for the decoder:
+a token map plus optional higher-resolution skip features. It decides which parameters train
+and which belong to it (LoRA matrices, a CNN branch, extra blocks), so the engine never needs to
+know which strategy it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from densebench.backbones.base import Backbone
+
+
+@dataclass
+class Features:
+    """Decoder input: the token map (B, D, h, w) and skips ordered coarse → fine (e.g. 1/8, 1/4, 1/2)."""
+
+    map: Tensor
+    skips: list[Tensor] = field(default_factory=list)
+
+
+class Adapter(nn.Module):
+    """Base class. Subclasses set trainability in `__init__` and may override `forward`."""
+
+    #: channels of each skip feature, coarse → fine, for sizing the decoder.
+    skip_channels: tuple[int, ...] = ()
+    #: False when no gradient may flow into the backbone (its forward then runs without a graph).
+    backbone_trainable: bool = False
+
+    def __init__(self, backbone: Backbone, cfg: DictConfig) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.cfg = cfg
+
+    @property
+    def embed_dim(self) -> int:
+        return self.backbone.embed_dim
+
+    def backbone_maps(self, x: Tensor) -> list[Tensor]:
+        return self.backbone(x)
+
+    def forward(self, x: Tensor) -> Features:
+        return Features(map=self.backbone_maps(x)[-1])
+
+    def own_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """Parameters the adapter adds (none for frozen/full); names relative to this module."""
+        return iter(())
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters split into `backbone` (original weights) and `adapter` (added ones)."""
+        own = {id(p) for _, p in self.own_parameters()}
+        groups: dict[str, list[nn.Parameter]] = {"backbone": [], "adapter": []}
+        for p in self.parameters():
+            if p.requires_grad:
+                groups["adapter" if id(p) in own else "backbone"].append(p)
+        return groups

@@ -1,0 +1,1 @@
+"""Adapter implementations; each module registers in `densebench.adapters.ADAPTERS`."""

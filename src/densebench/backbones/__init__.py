@@ -1,0 +1,47 @@
+"""Backbones: one door, `build_backbone(cfg)`, over a registry of architecture families.
+
+A model config (`configs/model/<name>.yaml`) names its `family` and gives the family's keyword
+arguments under `arch`; `variant=tiny` merges the config's `tiny` overrides for toy-size tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from densebench.backbones.base import Backbone, pad_to_multiple
+from densebench.backbones.weights import load_strict, read_state_dict, resolve_weights
+from densebench.errors import ConfigError
+from densebench.registry import Registry
+
+BackboneBuilder = Callable[[DictConfig, dict[str, Any]], Backbone]
+BACKBONES: Registry[BackboneBuilder] = Registry("backbone family", "densebench.backbones.families")
+
+__all__ = ["BACKBONES", "Backbone", "arch_kwargs", "build_backbone", "pad_to_multiple"]
+
+
+def arch_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """The family's constructor kwargs for the configured variant."""
+    arch = OmegaConf.to_container(cfg.get("arch") or {}, resolve=True)
+    variant = cfg.get("variant", "full")
+    if variant == "tiny":
+        arch.update(OmegaConf.to_container(cfg.get("tiny") or {}, resolve=True))
+    elif variant != "full":
+        raise ConfigError(f"model.variant={variant} is not known; use full or tiny")
+    return arch
+
+
+def build_backbone(cfg: DictConfig) -> Backbone:
+    """Build the configured backbone and, if `cfg.pretrained`, load its weights strictly."""
+    builder = BACKBONES.get(cfg.family)
+    backbone = builder(cfg, arch_kwargs(cfg))
+    if cfg.get("layers") is not None:
+        backbone.layers = list(cfg.layers)
+    if cfg.get("pretrained", False):
+        if cfg.get("variant", "full") == "tiny":
+            raise ConfigError("model.variant=tiny has no pretrained weights; add model.pretrained=false")
+        path = resolve_weights(cfg)
+        state = backbone.convert_checkpoint(read_state_dict(path))
+        load_strict(backbone.weights_module, state, f"model '{cfg.name}' weights {path}")
+    return backbone

@@ -1,0 +1,1 @@
+"""Architecture families; each module registers its builders in `densebench.backbones.BACKBONES`."""

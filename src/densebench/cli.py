@@ -1,0 +1,72 @@
+"""`densebench` command line: a thin shell that dispatches to the subcommands' modules.
+
+`run` hands its arguments to Hydra unchanged, so overrides, `--multirun`, `--help` and `--cfg job`
+behave as Hydra users expect. Other subcommands parse their own arguments. A `DenseBenchError`
+ends the process with its one-line message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from densebench.errors import DenseBenchError
+
+# subcommand -> (module, function, one-line help). Each function takes argv and returns an exit code.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("densebench.engine.run", "main", "train and evaluate one run (Hydra overrides; --multirun for grids)"),
+    "evaluate": ("densebench.engine.evaluate_cli", "main", "score a folder of predicted label PNGs against ground truth"),
+    "bench": ("densebench.engine.bench", "main", "measure train/eval throughput and peak memory"),
+    "report": ("densebench.report.cli", "main", "aggregate metrics.json files and published results"),
+    "models": ("densebench.backbones.cli", "models_main", "list the backbones with sizes and where weights are"),
+    "doctor": ("densebench.backbones.cli", "doctor_main", "check which backbones' weights are available"),
+    "data": ("densebench.data.cli", "main", "list, check and export datasets"),
+}
+
+
+def config_dir() -> Path:
+    """The `configs/` directory next to `src/` (editable installs and checkouts)."""
+    import os
+
+    env = os.environ.get("DENSEBENCH_CONFIG_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    if not (path / "config.yaml").is_file():
+        raise DenseBenchError(
+            f"config directory {path} not found; install with `pip install -e .` from a clone or set DENSEBENCH_CONFIG_DIR"
+        )
+    return path
+
+
+def usage() -> str:
+    lines = ["usage: densebench <command> [args...]", "", "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += ["", "`densebench <command> --help` describes each command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        sys.exit(0)
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        Console(stderr=True).print(f"[red]error:[/red] unknown command '{name}'\n{usage()}", highlight=False)
+        sys.exit(2)
+    module_name, func_name, _ = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        Console(stderr=True).print(f"densebench {name}: not available yet in this version", highlight=False)
+        sys.exit(2)
+    try:
+        code = getattr(module, func_name)(rest)
+    except DenseBenchError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    sys.exit(code or 0)

@@ -1,0 +1,50 @@
+"""Torch datasets over a source's samples: seeded per (epoch, index) augmentation, uint8 tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import albumentations as A
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from densebench.data.base import Record, Sample
+
+
+class SegmentationDataset(Dataset):
+    """Yields {"image": uint8 (3,H,W), "mask": int64 (H,W), "index": int}.
+
+    The augmentation RNG is reseeded from (seed, epoch, index) for every item, so the data a step
+    sees does not depend on worker count or on whether the run was resumed.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        load: Callable[[Sample], Record],
+        transform: A.Compose | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.samples = list(samples)
+        self.load = load
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        record = self.load(self.samples[index])
+        image, mask = record.image, record.mask
+        if self.transform is not None:
+            item_seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
+            self.transform.set_random_seed(item_seed)
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "mask": torch.from_numpy(np.ascontiguousarray(mask)).long(),
+            "index": index,
+        }

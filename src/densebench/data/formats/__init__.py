@@ -1,0 +1,1 @@
+"""Release-format readers; each module registers in `densebench.data.SOURCES`."""
