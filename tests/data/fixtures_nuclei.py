@@ -381,3 +381,20 @@ MAKERS = {
     "pannuke": make_pannuke,
     "conic2022": make_conic,
 }
+
+
+def dataset_cfg(name: str, root: Path | str | None = None, **overrides):
+    """The shipped `configs/dataset/<name>.yaml` with `root` and dotted overrides applied."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(REPO / "configs" / "dataset" / f"{name}.yaml")
+    cfg.root = None if root is None else str(root)
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, value, merge=False)
+    return cfg
+
+
+def build(name: str, root: Path | str | None = None, **overrides):
+    from densebench.data import build_source
+
+    return build_source(dataset_cfg(name, root, **overrides))
