@@ -138,24 +138,23 @@ def make_kumar_hovernet(root: Path) -> dict[str, Expected]:
     return out
 
 
-def make_cpm15_hovernet(root: Path) -> dict[str, Expected]:
+def _hovernet_flat(folder: Path, names: list[str], seed: int) -> dict[str, Expected]:
+    """A HoVer-Net copy without splits: Images/<name>.png + Labels/<name>.mat (inst_map)."""
     out = {}
-    for j in range(3):
-        t = draw(300 + j)
-        _png(root / "cpm15" / "Images" / f"image_{j:02d}.png", t.image)
-        _mat(root / "cpm15" / "Labels" / f"image_{j:02d}.mat", inst_map=t.instances)
-        out[f"image_{j:02d}"] = _binary(t, None)
+    for j, name in enumerate(names):
+        t = draw(seed + j)
+        _png(folder / "Images" / f"{name}.png", t.image)
+        _mat(folder / "Labels" / f"{name}.mat", inst_map=t.instances)
+        out[name] = _binary(t, None)
     return out
+
+
+def make_cpm15_hovernet(root: Path) -> dict[str, Expected]:
+    return _hovernet_flat(root / "cpm15", [f"image_{j:02d}" for j in range(3)], 300)
 
 
 def make_tnbc_hovernet(root: Path) -> dict[str, Expected]:
-    out = {}
-    for j in range(3):
-        t = draw(350 + j)
-        _png(root / "tnbc" / "Images" / f"{j + 1:02d}_1.png", t.image)
-        _mat(root / "tnbc" / "Labels" / f"{j + 1:02d}_1.mat", inst_map=t.instances)
-        out[f"{j + 1:02d}_1"] = _binary(t, None)
-    return out
+    return _hovernet_flat(root / "tnbc", [f"{j:02d}_1" for j in range(1, 4)], 350)
 
 
 def make_lizard(root: Path) -> dict[str, Expected]:

@@ -123,7 +123,7 @@ def test_lizard_image_missing_from_info_csv(tmp_path):
     make_lizard(tmp_path)
     path = next(tmp_path.rglob("info.csv"))
     path.write_text("\n".join(line for line in path.read_text().splitlines() if not line.startswith("glas_4")) + "\n")
-    with pytest.raises(DataError, match=r"glas_4\.png: not listed in the release's split table"):
+    with pytest.raises(DataError, match=r"glas_4\.png: glas_4 is not listed in the release's split table"):
         build("lizard", tmp_path).samples()
 
 
@@ -131,7 +131,7 @@ def test_nucls_slide_outside_both_fold_lists(tmp_path):
     make_nucls(tmp_path)
     path = tmp_path / "NuCLS_dataset" / "train_test_splits" / "fold_1_train.csv"
     path.write_text("\n".join(line for line in path.read_text().splitlines() if "A1-A0SP" not in line) + "\n")
-    with pytest.raises(DataError, match=r"TCGA-A1-A0SP-DX1_id-.*slide TCGA-A1-A0SP-DX1 is in neither list of official fold 1"):
+    with pytest.raises(DataError, match=r"TCGA-A1-A0SP-DX1_id-.*: TCGA-A1-A0SP-DX1 is not listed in either list of official fold 1"):
         build("nucls", tmp_path).samples()
 
 

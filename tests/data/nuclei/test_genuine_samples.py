@@ -69,9 +69,8 @@ def test_nucls_code_table_is_covered_by_both_class_modes():
 
 
 def test_nucls_fold_list_names_slides():
-    from densebench.data.formats.nucls import _slide_names
-
-    names = _slide_names(SAMPLES / "NuCLS/train_test_splits/fold_1_test.csv")
+    rows = build("nucls").read_split_csv(SAMPLES / "NuCLS/train_test_splits/fold_1_test.csv", ("slide_name",))
+    names = [row["slide_name"] for row in rows]
     assert names and all(n.startswith("TCGA-") and n.endswith("-DX1") for n in names)
 
 

@@ -8,6 +8,7 @@ paper's handling and ours differ only in data.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from densebench.data.base import Record, Sample, SegmentationSource
-from densebench.data.io import IMAGE_SUFFIXES, find_files, name_group, pair_by_key, remap, split_tag
+from densebench.data.io import IMAGE_SUFFIXES, find_files, name_group, pair_by_key, read_image, remap, split_tag
 from densebench.errors import ConfigError, DataError
 
 
@@ -113,6 +114,14 @@ class NucleiSource(SegmentationSource):
         """`layout.key` formats the sample key; releases whose splits reuse file names add the split."""
         return str(self.layout.get("key", "{stem}")).format(stem=stem, split=split)
 
+    def read_split_csv(self, path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+        """Rows of a release table (split list, fold table) that must have `columns`."""
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if rows and not set(columns) <= set(rows[0]):
+            raise DataError(f"{path}: needs columns {list(columns)}, found {list(rows[0])}")
+        return rows
+
     def finish(self, sample: Sample, image: np.ndarray, raw: np.ndarray, instances: np.ndarray | None) -> Record:
         where = sample.paths[-1] if sample.paths else sample.key
         if raw.shape != image.shape[:2]:
@@ -120,6 +129,33 @@ class NucleiSource(SegmentationSource):
         mask = self.to_classes(raw, where)
         inst = None if instances is None else as_instances(instances, where)
         return self.check_record(sample, Record(image=image, mask=mask, instances=inst))
+
+
+class InstanceFileSource(NucleiSource):
+    """Releases whose label file holds only nucleus outlines or ids: nucleus wherever an instance is."""
+
+    has_instances = True
+
+    def read_instances(self, path: str, shape: tuple[int, int]) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement read_instances()")
+
+    def load(self, sample: Sample) -> Record:
+        image_path, label_path = sample.paths
+        image = read_image(image_path)
+        instances = self.read_instances(label_path, image.shape[:2])
+        return self.finish(sample, image, (instances > 0).astype(np.uint8), instances)
+
+
+def table_lookup(table: dict[str, str], key_of: Callable[[str], str], source: Path, what: str) -> SplitLookup:
+    """Split of a sample from a release table keyed by `key_of(stem)`; a sample missing from it is an error."""
+
+    def lookup(stem: str, image: Path) -> str:
+        key = key_of(stem)
+        if key not in table:
+            raise DataError(f"{image}: {key} is not listed in {what} ({source})")
+        return table[key]
+
+    return lookup
 
 
 def as_instances(values: np.ndarray, where: str) -> np.ndarray:

@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from densebench.data import SOURCES
-from densebench.data.base import Record, Sample
-from densebench.data.formats._nuclei import NucleiSource, as_instances
-from densebench.data.io import read_image
+from densebench.data.formats._nuclei import InstanceFileSource, as_instances
 from densebench.errors import DataError
 
 
@@ -38,13 +36,9 @@ def read_ascii_mask(path: str | Path) -> np.ndarray:
 
 
 @SOURCES.register("ascii_mask")
-class AsciiMask(NucleiSource):
-    has_instances = True
+class AsciiMask(InstanceFileSource):
     label_suffixes = (".txt",)
     label_kind = "ASCII mask"
 
-    def load(self, sample: Sample) -> Record:
-        image_path, mask_path = sample.paths
-        image = read_image(image_path)
-        instances = read_ascii_mask(mask_path)
-        return self.finish(sample, image, (instances > 0).astype(np.uint8), instances)
+    def read_instances(self, path: str, shape: tuple[int, int]) -> np.ndarray:
+        return read_ascii_mask(path)

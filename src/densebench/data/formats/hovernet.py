@@ -15,7 +15,6 @@ Lizard's `info.csv` (`layout.split_table`).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +22,7 @@ from omegaconf import DictConfig
 
 from densebench.data import SOURCES
 from densebench.data.base import Record, Sample
-from densebench.data.formats._nuclei import SplitLookup
-from densebench.data.formats._nuclei import NucleiSource, as_instances
+from densebench.data.formats._nuclei import NucleiSource, SplitLookup, as_instances, table_lookup
 from densebench.data.io import read_image, read_mat
 from densebench.errors import ConfigError, DataError
 
@@ -50,23 +48,13 @@ class HoVerNetMat(NucleiSource):
             return None
         path = self.scan_one(str(spec.file), (".csv",), "split table")
         folds = {str(k): str(v) for k, v in spec.folds.items()}
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
         table = {}
-        for i, row in enumerate(rows, start=2):
-            name, fold = row.get(spec.key_column), row.get(spec.split_column)
-            if name is None or fold is None:
-                raise DataError(f"{path}: needs columns {spec.key_column!r} and {spec.split_column!r}")
-            if fold.strip() not in folds:
+        for i, row in enumerate(self.read_split_csv(path, (spec.key_column, spec.split_column)), start=2):
+            fold = row[spec.split_column].strip()
+            if fold not in folds:
                 raise DataError(f"{path} line {i}: split value {fold!r} is not one of {sorted(folds)} (dataset.layout.split_table.folds)")
-            table[Path(name.strip()).stem] = folds[fold.strip()]
-
-        def lookup(stem: str, image: Path) -> str:
-            if stem not in table:
-                raise DataError(f"{image}: not listed in the release's split table {path}")
-            return table[stem]
-
-        return lookup
+            table[Path(row[spec.key_column].strip()).stem] = folds[fold]
+        return table_lookup(table, lambda stem: stem, path, "the release's split table")
 
     def load(self, sample: Sample) -> Record:
         image_path, label_path = sample.paths

@@ -16,9 +16,7 @@ import numpy as np
 from skimage.draw import polygon as fill_polygon
 
 from densebench.data import SOURCES
-from densebench.data.base import Record, Sample
-from densebench.data.formats._nuclei import NucleiSource
-from densebench.data.io import read_image
+from densebench.data.formats._nuclei import InstanceFileSource
 from densebench.errors import DataError
 
 
@@ -49,13 +47,9 @@ def rasterise(regions: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
 
 
 @SOURCES.register("monuseg_xml")
-class MoNuSegXML(NucleiSource):
-    has_instances = True
+class MoNuSegXML(InstanceFileSource):
     label_suffixes = (".xml",)
     label_kind = "XML annotation"
 
-    def load(self, sample: Sample) -> Record:
-        image_path, xml_path = sample.paths
-        image = read_image(image_path)
-        instances = rasterise(read_regions(xml_path), image.shape[:2])
-        return self.finish(sample, image, (instances > 0).astype(np.uint8), instances)
+    def read_instances(self, path: str, shape: tuple[int, int]) -> np.ndarray:
+        return rasterise(read_regions(path), shape)

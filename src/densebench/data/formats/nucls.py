@@ -9,14 +9,11 @@ belongs to the slide named before `_id-` in its file name.
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import numpy as np
 
 from densebench.data import SOURCES
 from densebench.data.base import Record, Sample
-from densebench.data.formats._nuclei import NucleiSource, SplitLookup
+from densebench.data.formats._nuclei import NucleiSource, SplitLookup, table_lookup
 from densebench.data.io import read_image, read_label
 from densebench.errors import DataError
 
@@ -33,18 +30,12 @@ class NuCLS(NucleiSource):
         table: dict[str, str] = {}
         for part in ("train", "test"):
             path = self.scan_one(rf"(^|/)fold_{fold}_{part}\.csv$", (".csv",), f"fold {fold} {part} list")
-            for slide in _slide_names(path):
+            for row in self.read_split_csv(path, ("slide_name",)):
+                slide = row["slide_name"].strip()
                 if table.get(slide, part) != part:
                     raise DataError(f"{path}: slide {slide} is in both the train and the test list of fold {fold}")
                 table[slide] = part
-
-        def lookup(stem: str, image: Path) -> str:
-            slide = stem.split("_id-")[0]
-            if slide not in table:
-                raise DataError(f"{image}: slide {slide} is in neither list of official fold {fold}")
-            return table[slide]
-
-        return lookup
+        return table_lookup(table, lambda stem: stem.split("_id-")[0], path.parent, f"either list of official fold {fold}")
 
     def load(self, sample: Sample) -> Record:
         image_path, mask_path = sample.paths
@@ -57,10 +48,3 @@ class NuCLS(NucleiSource):
         instances = np.where(nucleus, mask[..., 1].astype(np.int32) * mask[..., 2].astype(np.int32), 0)
         return self.finish(sample, image, codes, instances)
 
-
-def _slide_names(path: Path) -> list[str]:
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if rows and "slide_name" not in rows[0]:
-        raise DataError(f"{path}: needs a 'slide_name' column")
-    return [row["slide_name"].strip() for row in rows]
