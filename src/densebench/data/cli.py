@@ -141,7 +141,7 @@ def _check(full: DictConfig, cfg: DictConfig, handler: _Collect) -> int:
         source = build_source(cfg)
         samples = source.samples()
     except DenseBenchError as exc:
-        console.print(f"[red]problem:[/red] {exc}")
+        console.print(f"[red]problem:[/red] {exc}", soft_wrap=True)
         return 1
     problems += [f"{path}: {why}" for path, why in source.excluded]
     pixels = np.zeros(256, np.int64)
@@ -173,11 +173,11 @@ def _check(full: DictConfig, cfg: DictConfig, handler: _Collect) -> int:
         console.print(f"  instance maps: {with_instances} images with at least one instance")
     _histogram(source, pixels, images_with)
     for message in dict.fromkeys(handler.messages):
-        console.print(f"[yellow]note:[/yellow] {message}")
+        console.print(f"[yellow]note:[/yellow] {message}", soft_wrap=True)
     if problems:
         console.print(f"[red]{len(problems)} problem(s):[/red]")
         for p in problems:
-            console.print(f"  {p}")
+            console.print(f"  {p}", soft_wrap=True)
         return 1
     console.print("[green]no problems[/green]")
     return 0
@@ -220,7 +220,7 @@ def cmd_export(argv: list[str]) -> int:
         try:
             record = source.load(sample)
         except DenseBenchError as exc:
-            console.print(f"[red]problem:[/red] {exc}")
+            console.print(f"[red]problem:[/red] {exc}", soft_wrap=True)
             failed += 1
             continue
         stem = args.out / safe_name(sample.key)
