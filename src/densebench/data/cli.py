@@ -232,7 +232,7 @@ def cmd_export(argv: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if not argv or argv[0] == "help" or {"-h", "--help"} & set(argv):
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]

@@ -49,7 +49,8 @@ class HDF5Stack(SegmentationSource):
         try:
             with h5py.File(path, "r") as f:
                 n_images, n_masks = len(self._dataset(f, self.cfg.images, path)), len(self._dataset(f, self.cfg.mask, path))
-                attrs = dict(f[self.cfg.attrs].attrs) if self.cfg.get("attrs") in f else {}
+                holder = self.cfg.get("attrs")
+                attrs = dict(f[holder].attrs) if holder and holder in f else {}
         except OSError as exc:
             raise DataError(f"{path}: cannot read HDF5 ({exc}); the file may be truncated") from None
         if n_images != n_masks:
