@@ -120,9 +120,9 @@ class PairedFiles(SegmentationSource):
         if encoding == "codes":
             codes = {int(k): class_id(self.classes, v, f"{option}.codes") for k, v in spec.codes.items()}
         if encoding == "colours":
-            if not (spec.get("colours") or self.cfg.get("colors")):
-                raise ConfigError(f"{option}: a 'colours' layer needs `colours:` or dataset.colors (one RGB per class)")
-            table = spec.get("colours") or dict(zip(self.classes, self.cfg.colors))
+            table = spec.get("colours")
+            if not table:
+                raise ConfigError(f"{option}: a 'colours' layer needs `colours:` (class name -> RGB of the release)")
             colours = tuple((tuple(int(c) for c in rgb), class_id(self.classes, n, f"{option}.colours"))
                             for n, rgb in table.items())
         return Layer(
