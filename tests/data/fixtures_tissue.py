@@ -8,22 +8,19 @@ key: image, class-id mask (default class mode), instance map, official split tag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from tests.data.fixtures_nuclei import Expected
+
 H, W = 36, 44
 
 
-@dataclass
-class Expect:
-    image: np.ndarray
-    mask: np.ndarray
-    instances: np.ndarray | None = None
-    split: str | None = None
-    group: str | None = None
+def expect(image: np.ndarray, mask: np.ndarray, instances: np.ndarray | None = None,
+           split: str | None = None, group: str | None = None) -> Expected:
+    return Expected(split=split, group=group, image=image, mask=mask, instances=instances)
 
 
 def rgb(seed: int, h: int = H, w: int = W) -> np.ndarray:
@@ -63,7 +60,7 @@ def litter(root: Path, name: str) -> None:
 
 
 # ---- glands --------------------------------------------------------------------------------------
-def make_glas(root: Path) -> dict[str, Expect]:
+def make_glas(root: Path) -> dict[str, Expected]:
     """Warwick-QU: flat BMPs, `_anno.bmp` instance maps, Grade.csv with patient ids."""
     base = root / "Warwick_QU_Dataset_(Released_2016_07_08)"
     names = [f"train_{i}" for i in range(1, 7)] + ["testA_1", "testA_2", "testB_1"]
@@ -75,13 +72,13 @@ def make_glas(root: Path) -> dict[str, Expect]:
         save(base / f"{name}.bmp", image)
         save(base / f"{name}_anno.bmp", inst.astype(np.uint8))
         rows.append(f"{name},{patients[name]}, benign, adenomatous")
-        out[name] = Expect(image, (inst > 0).astype(np.uint8), inst, "train" if name.startswith("train") else "test", patients[name])
+        out[name] = expect(image, (inst > 0).astype(np.uint8), inst, "train" if name.startswith("train") else "test", patients[name])
     (base / "Grade.csv").write_text("\n".join(rows) + "\n")
     litter(root, "train_1.bmp")
     return out
 
 
-def make_crag(root: Path) -> dict[str, Expect]:
+def make_crag(root: Path) -> dict[str, Expected]:
     """CRAG v2: `<part>/Images`, `<part>/Annotation` 16-bit instance PNGs, `Overlay/` to ignore."""
     out = {}
     for i, name in enumerate([f"train_{k}" for k in range(1, 7)] + ["test_1", "test_2"]):
@@ -90,11 +87,11 @@ def make_crag(root: Path) -> dict[str, Expect]:
         save(root / "CRAG" / part / "Images" / f"{name}.png", image)
         save(root / "CRAG" / part / "Annotation" / f"{name}.png", inst.astype(np.uint16) * 300)
         save(root / "CRAG" / part / "Overlay" / f"{name}.png", image)
-        out[name] = Expect(image, (inst > 0).astype(np.uint8), inst * 300, part)
+        out[name] = expect(image, (inst > 0).astype(np.uint8), inst * 300, part)
     return out
 
 
-def make_rings(root: Path) -> dict[str, Expect]:
+def make_rings(root: Path) -> dict[str, Expected]:
     """RINGS: 1-bit gland/tumour PNGs in folders with spaces; one benign image lacks a tumour mask,
     one TRAIN image lacks its gland mask (left out and reported)."""
     base = root / "RINGS_algorithm_dataset"
@@ -109,7 +106,7 @@ def make_rings(root: Path) -> dict[str, Expect]:
         if i != 1:  # P2: benign, no tumour file
             save(base / part / "MANUAL TUMOR" / f"{name}.png", tumour)
             mask[tumour] = 2
-        out[name] = Expect(image, mask, inst, part.lower(), name.split("_")[0])
+        out[name] = expect(image, mask, inst, part.lower(), name.split("_")[0])
     save(base / "TRAIN" / "IMAGES" / "P9_no_mask.png", rgb(299))
     return out
 
@@ -126,7 +123,7 @@ def bcss_tsv(path: Path, codes: list[str] = BCSS_CODES) -> None:
     path.write_bytes(("label\tGT_code\r\n" + "".join(f"{n}\t{i}\r\n" for i, n in enumerate(codes))).encode())
 
 
-def make_bcss(root: Path) -> dict[str, Expect]:
+def make_bcss(root: Path) -> dict[str, Expected]:
     """BCSS (Drive copy): `rgbs_colorNormalized/` + `masks/` code PNGs; meta/gtruth_codes.tsv (CRLF)."""
     base = root / "0_Public-data-Amgad2019_0.25MPP"
     bcss_tsv(root / "meta" / "gtruth_codes.tsv")
@@ -139,11 +136,11 @@ def make_bcss(root: Path) -> dict[str, Expect]:
         save(base / "rgbs_colorNormalized" / f"{name}.png", image)
         save(base / "masks" / f"{name}.png", codes)
         mask = np.where(codes == 0, 255, codes).astype(np.uint8)
-        out[name] = Expect(image, mask, None, "test" if slide[:2] in ("OL", "E2") else "train", f"TCGA-{slide}-DX1")
+        out[name] = expect(image, mask, None, "test" if slide[:2] in ("OL", "E2") else "train", f"TCGA-{slide}-DX1")
     return out
 
 
-def make_cosas24(root: Path) -> dict[str, Expect]:
+def make_cosas24(root: Path) -> dict[str, Expected]:
     """COSAS24 training set: task/domain/{image,mask}; masks 0/1 (task1) and 3-channel 0/255 (task2)."""
     base = root / "COSAS24-TrainingSet"
     out = {}
@@ -155,14 +152,14 @@ def make_cosas24(root: Path) -> dict[str, Expect]:
             save(base / task / domain / "mask" / f"{name}.png", fg.astype(np.uint8))
         else:
             save(base / task / domain / "mask" / f"{name}.png", np.repeat(fg[..., None] * np.uint8(255), 3, axis=2))
-        out[f"{task}_{domain}_{name}"] = Expect(image, fg.astype(np.uint8))
+        out[f"{task}_{domain}_{name}"] = expect(image, fg.astype(np.uint8))
     return out
 
 
 EBHI_CATEGORIES = ["Adenocarcinoma", "High-grade IN", "Low-grade IN", "Normal", "Polyp", "Serrated adenoma"]
 
 
-def make_ebhi(root: Path) -> dict[str, Expect]:
+def make_ebhi(root: Path) -> dict[str, Expected]:
     """EBHI-SEG: category folders with spaces; greyscale labels with anti-aliased grey edges; one
     Low-grade IN image without a label (left out and reported)."""
     base = root / "EBHI-SEG"
@@ -178,7 +175,7 @@ def make_ebhi(root: Path) -> dict[str, Expect]:
             label[edge & fg] = 200  # grey edge inside -> foreground
             save(base / category / "image" / f"{name}.png", image)
             save(base / category / "label" / f"{name}.png", label)
-            out[f"{category}/{name}"] = Expect(image, (fg * (c + 1)).astype(np.uint8), None, None, name.split("-")[0])
+            out[f"{category}/{name}"] = expect(image, (fg * (c + 1)).astype(np.uint8), None, None, name.split("-")[0])
     save(base / "Low-grade IN" / "image" / "GT2012149-2-400-001.png", rgb(599))
     litter(root, "GT2001000-1-400-001.png")
     return out
@@ -187,7 +184,7 @@ def make_ebhi(root: Path) -> dict[str, Expect]:
 WSSS_PALETTE = [(0, 64, 128), (64, 128, 0), (243, 152, 0), (255, 255, 255)]  # TE, TAS, NOR, background
 
 
-def make_wsss4luad(root: Path) -> dict[str, Expect]:
+def make_wsss4luad(root: Path) -> dict[str, Expected]:
     """WSSS4LUAD: doubled `2.validation/2.validation/` folders, palette masks, background-mask;
     `1.training` (image-level labels only) must not be read. One mask uses a reordered palette: the
     class follows the colour, not the palette index."""
@@ -207,13 +204,13 @@ def make_wsss4luad(root: Path) -> dict[str, Expect]:
             cls = {(0, 64, 128): 1, (64, 128, 0): 2, (243, 152, 0): 3, (255, 255, 255): 255}
             mask = np.vectorize(lambda r, g, b: cls[(r, g, b)], otypes=[np.uint8])(*np.moveaxis(colours, 2, 0))
             save_palette(base / "background-mask" / f"{k:02d}.png", (mask == 255).astype(np.uint8), [(0, 0, 0), (255, 255, 255)])
-            out[f"{part}_{k:02d}"] = Expect(image, mask, None, "val" if part == "validation" else "test")
+            out[f"{part}_{k:02d}"] = expect(image, mask, None, "val" if part == "validation" else "test")
     save(root / "1.training" / "436219-7159-48057-[1, 0, 0].png", rgb(699))
     litter(root, "00.png")
     return out
 
 
-def make_janowczyk(root: Path) -> dict[str, Expect]:
+def make_janowczyk(root: Path) -> dict[str, Expected]:
     """Janowczyk nuclei: flat `<patient>_500_f<n>_original.tif` (deflate TIFF) + `_mask.png` (0/255)."""
     import tifffile
 
@@ -226,11 +223,11 @@ def make_janowczyk(root: Path) -> dict[str, Expect]:
         image, fg = rgb(700 + i), blobs(700 + i, 3) > 0
         tifffile.imwrite(base / f"{stem}_original.tif", image, compression="zlib" if i % 2 else None)
         save(base / f"{stem}_mask.png", fg.astype(np.uint8) * 255)
-        out[stem] = Expect(image, fg.astype(np.uint8), None, None, patient)
+        out[stem] = expect(image, fg.astype(np.uint8), None, None, patient)
     return out
 
 
-def make_cocahis(root: Path) -> dict[str, Expect]:
+def make_cocahis(root: Path) -> dict[str, Expected]:
     """CoCaHis.hdf5: HE/raw, HE/sn1, GT/GT_majority_vote, GT/GT1; per-image attributes on HE."""
     import h5py
 
@@ -248,11 +245,11 @@ def make_cocahis(root: Path) -> dict[str, Expect]:
         f["HE"].attrs["train_test_split"] = np.array(splits, dtype="S")
         f["HE"].attrs["patient_num"] = np.array(patients, dtype="S")
         f["HE"].attrs["image_num"] = np.arange(n)
-    return {f"sample_{i:04d}": Expect(images[i], gts[i], None, splits[i], patients[i]) for i in range(n)}
+    return {f"sample_{i:04d}": expect(images[i], gts[i], None, splits[i], patients[i]) for i in range(n)}
 
 
 # ---- generic types -------------------------------------------------------------------------------
-def make_folder(root: Path, splits: bool = False) -> dict[str, Expect]:
+def make_folder(root: Path, splits: bool = False) -> dict[str, Expected]:
     """images/ + masks/ with the same relative names (optionally train/val/test subfolders)."""
     out = {}
     for i in range(8):
@@ -261,11 +258,11 @@ def make_folder(root: Path, splits: bool = False) -> dict[str, Expect]:
         image, mask = rgb(900 + i), (blobs(900 + i, 2) > 0).astype(np.uint8)
         save(root / "images" / f"{key}.png", image)
         save(root / "masks" / f"{key}.png", mask)
-        out[key] = Expect(image, mask, None, sub.rstrip("/") or None)
+        out[key] = expect(image, mask, None, sub.rstrip("/") or None)
     return out
 
 
-def make_json_list(root: Path) -> tuple[Path, dict[str, Expect]]:
+def make_json_list(root: Path) -> tuple[Path, dict[str, Expected]]:
     """The paper's dataset JSON: relative paths (and one absolute), 3 classes, palette mask values = ids."""
     import json
 
@@ -278,7 +275,7 @@ def make_json_list(root: Path) -> tuple[Path, dict[str, Expect]]:
         save_palette(root / "Data" / "masks" / f"img_{i}.png", mask, [(i, i, i) for i in range(256)])
         image_path = str(img_path) if i == 0 else f"Data/images/img_{i}.png"
         data[split].append({"image_path": image_path, "mask_path": f"Data/masks/img_{i}.png"})
-        out[f"img_{i}"] = Expect(image, mask, None, split)
+        out[f"img_{i}"] = expect(image, mask, None, split)
     path = root / "dataset.json"
     path.write_text(json.dumps({"num_classes": 3, "data": data}))
     return path, out
@@ -291,7 +288,7 @@ MAKERS = {
 }
 
 
-def make(name: str, root: Path) -> tuple[Path, dict[str, Expect]]:
+def make(name: str, root: Path) -> tuple[Path, dict[str, Expected]]:
     """(dataset.root to pass, expected samples) for any of the gland/tissue/generic configs."""
     if name == "json_list":
         return make_json_list(root)

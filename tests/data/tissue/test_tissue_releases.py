@@ -9,7 +9,8 @@ import pytest
 
 from densebench.data.splits import make_splits
 from tests.data.fixtures_tissue import make, make_folder
-from tests.data.tissue.helpers import same_instances, source
+from tests.data.checks import assert_reads_as_released
+from tests.data.tissue.helpers import source
 
 NAMES = ["glas", "crag", "rings", "bcss", "cosas24", "ebhi", "wsss4luad", "janowczyk", "cocahis", "folder", "json_list"]
 OFFICIAL = {"glas", "crag", "rings", "bcss", "cocahis", "json_list"}
@@ -18,18 +19,7 @@ OFFICIAL = {"glas", "crag", "rings", "bcss", "cocahis", "json_list"}
 @pytest.mark.parametrize("name", NAMES)
 def test_loader_returns_the_released_image_mask_and_instances(name, tmp_path):
     root, expected = make(name, tmp_path)
-    src = source(name, root)
-    samples = src.samples()
-    assert sorted(s.key for s in samples) == sorted(expected)
-    for sample in samples:
-        want, record = expected[sample.key], src.load(sample)
-        assert (sample.split, sample.group) == (want.split, want.group), sample.key
-        np.testing.assert_array_equal(record.image, want.image, err_msg=sample.key)
-        np.testing.assert_array_equal(record.mask, want.mask, err_msg=sample.key)
-        if want.instances is not None:
-            assert src.has_instances and same_instances(record.instances, want.instances), sample.key
-        else:
-            assert record.instances is None
+    assert_reads_as_released(source(name, root), expected)
 
 
 @pytest.mark.parametrize("name", NAMES)
