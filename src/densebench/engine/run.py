@@ -2,7 +2,9 @@
 
 Arguments go to Hydra untouched (overrides, --multirun, --help, --cfg job). Config-group names are
 checked first so a typo gives one line naming the known options. In a multirun a failing cell
-records `error.json` in its run directory and the sweep goes on.
+records `error.json` in its run directory and the sweep goes on. Around each run, `session` holds
+the run directory's lock, the DDP process group and the stop-signal handlers; a stopped
+(preempted) run has saved its checkpoint and hands the signal on (submitit requeues the job).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -57,35 +60,52 @@ def task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from densebench.engine.rundir import run_dir, write_json
+    from densebench.engine import ddp, preempt
+    from densebench.engine.rundir import run_dir
+    from densebench.engine.session import session
     from densebench.engine.train import execute
 
     hydra_cfg = HydraConfig.get()
     overrides = list(hydra_cfg.overrides.task)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     console = Console(soft_wrap=True)
+    path = run_dir(cfg, overrides)
     try:
-        record = execute(cfg, overrides)
-    except DenseBenchError as exc:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            _record_failure(run_dir(cfg, overrides), exc, write_json)
+        with session(cfg, path):  # the run lock is held while the run, or its failure record, writes
+            try:
+                record = execute(cfg, overrides)
+            except Exception as exc:
+                if not multirun or isinstance(exc, preempt.Preempted):
+                    raise
+                if ddp.is_main():
+                    _record_failure(path, exc, cfg, overrides)
+                print_error(exc if isinstance(exc, DenseBenchError) else RuntimeError(f"run failed ({type(exc).__name__}): {exc}"))
+                return
+    except DenseBenchError as exc:  # a single run's error, or a cell that could not start (RunLocked): no record
         print_error(exc)
-        if hydra_cfg.mode != RunMode.MULTIRUN:
+        if not multirun:
             sys.exit(2)
         return
-    except Exception as exc:
-        if hydra_cfg.mode != RunMode.MULTIRUN:
-            raise
-        _record_failure(run_dir(cfg, overrides), exc, write_json)
-        print_error(RuntimeError(f"run failed ({type(exc).__name__}): {exc}"))
-        return
+    except preempt.Preempted as exc:
+        print_error(exc)
+        preempt.hand_on(exc)
     if record is not None and cfg.get("progress", "auto") != "none":
         print_result(record, console)
 
 
-def _record_failure(path: Path, exc: BaseException, write_json) -> None:
+def _record_failure(path: Path, exc: BaseException, cfg: DictConfig, overrides: list[str]) -> None:
+    from omegaconf import OmegaConf
+
+    from densebench.engine.rundir import write_json
+
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # an unresolvable config may be the very failure
+        config = OmegaConf.to_container(cfg, resolve=False)
     write_json(path / "error.json", {
         "type": type(exc).__name__, "message": str(exc),
         "traceback": "".join(traceback.format_exception(exc)),
+        "overrides": overrides, "config": config,
     })
 
 
@@ -95,6 +115,9 @@ def main(argv: list[str]) -> int:
     configs = config_dir()
     check_group_choices(argv, configs)
     entry = hydra.main(config_path=str(configs), config_name="config", version_base="1.3")(task)
+    # configs/hydra/launcher/submitit_*.yaml replace the plugin's defaults under the same names, so
+    # Hydra validates them against the plugin's schema (wanted) and warns that this is deprecated.
+    warnings.filterwarnings("ignore", message=r"(?s).*validated against ConfigStore schema", category=UserWarning)
     saved = sys.argv
     sys.argv = ["densebench run", *argv]
     try:

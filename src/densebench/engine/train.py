@@ -1,7 +1,9 @@
 """One run, end to end: build, train with validation, select the best epoch, test, write metrics.json.
 
 An unfinished run directory resumes from `checkpoints/last.pt`; a finished one is skipped unless
-`force=true`. Only rank-free single-process training lives here; launchers wrap `execute`.
+`force=true`. A stop signal ends the run at the next optimiser step (or evaluation image) with a
+mid-epoch checkpoint that resumes exactly (preempt.py). Under torchrun the same code trains on N
+processes (ddp.py): sharded global batches, global BatchNorm and loss, only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import json
 import math
 import resource
 import shutil
+import signal
 import time
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,16 +23,17 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 import densebench
 from densebench.data.cache import cached_loader
 from densebench.data.dataset import SegmentationDataset
 from densebench.data.transforms import build_train_transform
-from densebench.engine import checkpoint
+from densebench.engine import checkpoint, ddp, preempt
 from densebench.engine.inference import Normalizer, Predictor, evaluate
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
 from densebench.engine.progress import RunProgress
+from densebench.engine.sampler import EpochBatches
 from densebench.engine.rundir import (
     first_difference, git_commit, is_complete, read_json, run_dir, semantic_config, write_atomic, write_json,
 )
@@ -48,6 +53,17 @@ def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
+@dataclass
+class Partial:
+    """How far the current epoch got: what a mid-epoch checkpoint needs to finish it exactly."""
+
+    epoch: int
+    steps: int = 0  # loader batches done, always at an optimiser-step boundary
+    loss_sum: float = 0.0
+    images: int = 0
+    seconds: float = 0.0
+
+
 class Run:
     """State of one run: config, directory, data, model, optimisation and bookkeeping."""
 
@@ -56,7 +72,8 @@ class Run:
         self.overrides = list(overrides)
         self.dir = run_dir(cfg, overrides)
         self.ckpt_dir = self.dir / "checkpoints"
-        self.progress = RunProgress(cfg.get("progress", "auto"))
+        self.progress = RunProgress(cfg.get("progress", "auto") if ddp.is_main() else "none")
+        self.partial: Partial | None = None
 
     # ----- setup -------------------------------------------------------------------------------
     def prepare_dir(self) -> bool:
@@ -88,7 +105,8 @@ class Run:
         self.autocast_dtype = PRECISIONS[self.precision]
         seed_everything(int(cfg.seed))
         self.data: DataSplits = load_splits(cfg)
-        write_json(self.dir / "splits.json", {k: [s.key for s in v] for k, v in self.data.splits.items()})
+        if ddp.is_main():
+            write_json(self.dir / "splits.json", {k: [s.key for s in v] for k, v in self.data.splits.items()})
         self.model: Segmenter = build_model(cfg, self.data.source.num_classes).to(self.device)
         self.input_size = resolve_input_size(cfg, self.model.backbone)
         self.normalize = Normalizer.for_backbone(self.model.backbone, self.device)
@@ -98,6 +116,7 @@ class Run:
             self.data.splits["train"], load, build_train_transform(cfg.train.augment, self.input_size), int(cfg.seed)
         )
         self.eval_sets = {k: SegmentationDataset(self.data.splits[k], load) for k in ("val", "test")}
+        ddp.check_batches(len(self.train_set), int(cfg.train.batch_size))
         self.steps_per_epoch = math.ceil(len(self.train_set) / (cfg.train.batch_size * cfg.train.accumulate))
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
@@ -107,6 +126,7 @@ class Run:
             cfg.eval.blend, self.autocast_dtype,
         )
         self.start_epoch, self.best_value, self.best_epoch, self.epoch_seconds = 0, -math.inf, -1, []
+        self.net = ddp.wrap(self.model)  # what training calls: the model, or DDP around it
 
     def resume(self) -> None:
         last = self.ckpt_dir / "last.pt"
@@ -121,59 +141,102 @@ class Run:
         self.start_epoch = int(state["epoch"]) + 1
         self.best_value, self.best_epoch = float(state["best_value"]), int(state["best_epoch"])
         self.epoch_seconds = list(state["epoch_seconds"])
-        self.progress.log(f"resuming {self.dir} at epoch {self.start_epoch + 1}")
+        self.partial = Partial(**state["partial"]) if state.get("partial") else None
+        at = f" step {self.partial.steps + 1}" if self.partial else ""
+        self.progress.log(f"resuming {self.dir} at epoch {self.start_epoch + 1}{at}")
 
     # ----- loops -------------------------------------------------------------------------------
-    def loader(self, dataset: SegmentationDataset, train: bool, epoch: int = 0) -> DataLoader:
-        workers = int(self.cfg.train.num_workers)
-        gen = torch.Generator().manual_seed(int(self.cfg.seed) * 100_003 + epoch)
+    def loader(self, dataset: SegmentationDataset | Subset, train: bool, epoch: int = 0, skip: int = 0) -> DataLoader:
+        """Train: this rank's shards of the epoch's global batches after `skip` (sampler.py); eval: one image at a time."""
+        seed = int(self.cfg.seed)
+        # Its own generator: creating the loader must not draw from the global RNG (a resumed run restores that).
+        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        if train:
+            self.batches = EpochBatches(len(dataset), int(self.cfg.train.batch_size), seed, epoch, skip, *ddp.rank_world())
+            batching: dict[str, Any] = {"batch_sampler": self.batches}
+        else:
+            batching = {"batch_size": 1}
         return DataLoader(
-            dataset, batch_size=int(self.cfg.train.batch_size) if train else 1, shuffle=train, generator=gen,
-            num_workers=workers, pin_memory=self.device.type == "cuda", drop_last=False,
-            persistent_workers=False,
+            dataset, **batching, generator=gen, num_workers=int(self.cfg.train.num_workers),
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
         )
 
     def train_epoch(self, epoch: int) -> float:
+        """One epoch (or what a mid-epoch checkpoint left of it); returns the mean training loss."""
         cfg, model = self.cfg, self.model
-        model.train()
+        self.net.train()
         self.train_set.epoch = epoch
-        loader = self.loader(self.train_set, True, epoch)
-        accumulate = int(cfg.train.accumulate)
-        total, count = 0.0, 0
+        if self.partial is None or self.partial.epoch != epoch:
+            self.partial = Partial(epoch)
+        part = self.partial
+        loader = self.loader(self.train_set, True, epoch, part.steps)
+        accumulate, n_batches = int(cfg.train.accumulate), self.batches.num_batches
         self.progress.start_steps(f"epoch {epoch + 1}", len(loader))
         self.optimizer.zero_grad(set_to_none=True)
-        for i, batch in enumerate(loader):
+        t0 = time.perf_counter() - part.seconds
+        for i, batch in enumerate(loader, start=part.steps):
             images = self.normalize(batch["image"].to(self.device, non_blocking=True))
             masks = batch["mask"].to(self.device, non_blocking=True)
             with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                loss = self.criterion(model(images).float(), masks)
+                sizes = self.batches.sizes(i)  # every rank's loss covers the global batch (ddp.py)
+                logits, masks = ddp.gather_rows(self.net(images).float(), sizes), ddp.gather_rows(masks, sizes)
+                loss = self.criterion(logits, masks)
             self.scaler.scale(loss / accumulate).backward()
-            if (i + 1) % accumulate == 0 or i + 1 == len(loader):
+            stepped = (i + 1) % accumulate == 0 or i + 1 == n_batches
+            if stepped:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], float(cfg.train.clip_grad))
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scheduler.step()
-            total += loss.item() * len(images)
-            count += len(images)
+            part.loss_sum += loss.item() * len(masks)
+            part.images += len(masks)
             self.progress.step(f"loss {loss.item():.4f}")
-        return total / max(count, 1)
+            if stepped:
+                part.steps, part.seconds = i + 1, time.perf_counter() - t0
+                self.stop_if_requested("in training", every_rank=True)
+        part.seconds = time.perf_counter() - t0
+        return part.loss_sum / max(part.images, 1)
+
+    def stop_if_requested(self, where: str, every_rank: bool = False) -> None:
+        """At a safe point: after a stop signal, checkpoint the epoch so far (if any) and stop (preempt.py).
+
+        `every_rank`: the ranks agree first (a collective, so only where all ranks pass in step).
+        """
+        signum = preempt.requested()
+        if every_rank and ddp.agree(signum is not None) and signum is None:
+            signum = signal.SIGTERM  # another rank was signalled
+        if signum is None:
+            return
+        if self.partial is not None and ddp.is_main():
+            self.save_last(self.partial.epoch - 1, self.partial)
+        raise preempt.Preempted(signum, f"{where} at epoch {self.partial.epoch + 1}" if self.partial else where)
 
     def evaluate(self, split: str) -> torch.Tensor:
+        """(images, C, C) confusion matrices; validation is shared out among DDP ranks, the test runs on rank 0."""
         dataset = self.eval_sets[split]
-        self.progress.start_steps(split, len(dataset))
-        return evaluate(
-            self.model, self.loader(dataset, False), self.predictor, self.normalize, self.data.source.num_classes,
-            self.data.source.ignore_index, self.device, on_item=self.progress.step,
-        )
+        share = ddp.share_of(len(dataset)) if split != "test" else None
+        items = dataset if share is None else Subset(dataset, share)
+        self.progress.start_steps(split, len(items))
 
-    def save_last(self, epoch: int) -> None:
+        def on_item() -> None:
+            self.progress.step()
+            self.stop_if_requested(f"in {split}")
+
+        cms = evaluate(
+            self.model, self.loader(items, False), self.predictor, self.normalize, self.data.source.num_classes,
+            self.data.source.ignore_index, self.device, on_item=on_item,
+        ) if len(items) else None
+        return ddp.assemble(cms, share, len(dataset), self.data.source.num_classes)
+
+    def save_last(self, epoch: int, partial: Partial | None = None) -> None:
+        """`epoch`: the last complete epoch; `partial`: how far the next one got (a stop mid-epoch)."""
         checkpoint.save(self.ckpt_dir / "last.pt", {
             "model": self.model.trainable_state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": checkpoint.rng_state(),
             "epoch": epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
-            "epoch_seconds": self.epoch_seconds,
+            "epoch_seconds": self.epoch_seconds, "partial": asdict(partial) if partial else None,
         })
 
     def fit(self) -> None:
@@ -181,11 +244,9 @@ class Run:
         epochs, select = int(cfg.train.epochs), cfg.train.select_metric
         self.progress.start_epochs(epochs, self.start_epoch)
         for epoch in range(self.start_epoch, epochs):
-            t0 = time.perf_counter()
             loss = self.train_epoch(epoch)
-            self.epoch_seconds.append(time.perf_counter() - t0)
-            record = {"epoch": epoch + 1, "train_loss": loss, "lr": self.scheduler.get_last_lr()[-1],
-                      "train_s": self.epoch_seconds[-1]}
+            seconds = self.partial.seconds
+            record = {"epoch": epoch + 1, "train_loss": loss, "lr": self.scheduler.get_last_lr()[-1], "train_s": seconds}
             line = f"epoch {epoch + 1}/{epochs} loss {loss:.4f}"
             if (epoch + 1) % int(cfg.train.val_every) == 0 or epoch + 1 == epochs:
                 val = _floats(summary(self.evaluate("val").sum(0)))
@@ -194,11 +255,15 @@ class Run:
                 line += f" val {select} {val[select]:.4f}"
                 if value > self.best_value:
                     self.best_value, self.best_epoch = value, epoch
-                    checkpoint.save(self.ckpt_dir / "best.pt", {"model": self.model.trainable_state_dict(), "epoch": epoch, "val": val})
+                    if ddp.is_main():
+                        checkpoint.save(self.ckpt_dir / "best.pt", {"model": self.model.trainable_state_dict(), "epoch": epoch, "val": val})
                     line += " *"
-            self.save_last(epoch)  # before the log line: a logged epoch is always resumable
-            with (self.dir / "log.jsonl").open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            self.epoch_seconds.append(seconds)
+            self.partial = None
+            if ddp.is_main():
+                self.save_last(epoch)  # before the log line: a logged epoch is always resumable
+                with (self.dir / "log.jsonl").open("a") as f:
+                    f.write(json.dumps(record) + "\n")
             self.progress.end_epoch(line)
 
     def test(self) -> dict[str, Any]:
@@ -226,7 +291,7 @@ def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
     if int(cfg.train.epochs) < 1:
         raise ConfigError(f"train.epochs={cfg.train.epochs}: a run needs at least one epoch")
     run = Run(cfg, overrides)
-    if not run.prepare_dir():
+    if not ddp.on_main(run.prepare_dir):  # rank 0 decides and prepares; every rank follows
         run.progress.log(f"already finished: {run.dir / 'metrics.json'} (force=true reruns it)")
         return read_json(run.dir / "metrics.json")
     started, t_start = _now(), time.perf_counter()
@@ -236,6 +301,8 @@ def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
         torch.cuda.reset_peak_memory_stats(run.device)
     with run.progress:
         run.fit()
+        if not ddp.is_main():
+            return None  # rank 0 tests alone and writes the outputs (ddp.py)
         test = run.test()
     best = test.pop("best")
     eval_s = test.pop("eval_s")

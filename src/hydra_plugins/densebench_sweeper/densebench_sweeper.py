@@ -1,0 +1,74 @@
+"""Hydra's basic sweeper plus what a 1530-cell grid needs at launch time.
+
+The basic sweeper composes every cell's config before launching (to catch composition errors);
+this one keeps what that composition tells: each cell's run directory, written to
+`<sweep dir>/cells.json` for `densebench status`, and whether the cell is already finished or being
+run by another live process. Such cells are not launched at all, so rerunning a half-finished grid
+on SLURM submits only the missing, failed and interrupted cells (`force=true` launches all). The
+launcher (basic, joblib, submitit) is unchanged; the run itself still checks and locks its directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+
+log = logging.getLogger(__name__)
+
+
+class DenseBenchSweeper(BasicSweeper):
+    def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.cells: list[Any] = []
+        self._batch: list[tuple[Any, bool]] = []
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.launcher = _SkipSettled(self.launcher, self)
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        """Compose each cell (as the basic sweeper does) and record where it writes."""
+        from densebench.engine.cells import Cell, write_manifest
+
+        assert self.hydra_context is not None and self.config is not None
+        self._batch = []
+        for overrides in batch:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            self._batch.append((Cell.from_config(cfg, list(cfg.hydra.overrides.task)), bool(cfg.get("force", False))))
+        self.cells += [cell for cell, _ in self._batch]
+        write_manifest(Path(str(self.config.hydra.sweep.dir)), self.cells)
+
+
+class _SkipSettled(Launcher):
+    """Launches the cells of a batch that are neither finished nor running elsewhere."""
+
+    def __init__(self, inner: Launcher, sweeper: DenseBenchSweeper) -> None:
+        self.inner = inner
+        self.sweeper = sweeper
+
+    def setup(self, **kwargs: Any) -> None:
+        self.inner.setup(**kwargs)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from densebench.engine.cells import state
+
+        states = [None if force else state(cell.run_dir) for cell, force in self.sweeper._batch]
+        todo = [i for i, s in enumerate(states) if s not in ("done", "running")]
+        skipped = len(states) - len(todo)
+        if skipped:
+            log.info(f"Skipping {states.count('done')} finished and {states.count('running')} running cells "
+                     f"(force=true launches them); launching {len(todo)} of {len(states)}")
+        results: list[JobReturn | None] = [None] * len(states)
+        if todo:
+            for i, ret in zip(todo, self.inner.launch([job_overrides[i] for i in todo], initial_job_idx)):
+                results[i] = ret
+        for i, s in enumerate(states):
+            if results[i] is None:
+                results[i] = JobReturn(overrides=list(job_overrides[i]), status=JobStatus.COMPLETED, _return_value=s)
+        return results  # type: ignore[return-value]
