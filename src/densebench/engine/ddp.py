@@ -125,9 +125,9 @@ class GlobalBatchNorm(nn.BatchNorm2d):
     def forward(self, x: Tensor) -> Tensor:
         if not (self.training and rank_world()[1] > 1):
             return super().forward(x)
-        x32 = x.float()
-        var, mean = torch.var_mean(x32, dim=(0, 2, 3), unbiased=False)
-        count = x32.new_tensor([x32.numel() / x32.shape[1]])
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # statistics in fp32 at least (autocast)
+        var, mean = torch.var_mean(xf, dim=(0, 2, 3), unbiased=False)
+        count = xf.new_tensor([xf.numel() / xf.shape[1]])
         stats = torch.stack(dist_fn.all_gather(torch.cat([mean, var, count])))  # (world, 2C+1)
         c = mean.numel()
         n, means, variances = stats[:, 2 * c :], stats[:, :c], stats[:, c : 2 * c]
@@ -141,7 +141,7 @@ class GlobalBatchNorm(nn.BatchNorm2d):
                 self.running_mean.lerp_(g_mean.to(self.running_mean.dtype), m)
                 unbiased = g_var * (total / (total - 1).clamp(min=1))
                 self.running_var.lerp_(unbiased.to(self.running_var.dtype), m)
-        y = (x32 - g_mean[None, :, None, None]) * torch.rsqrt(g_var[None, :, None, None] + self.eps)
+        y = (xf - g_mean[None, :, None, None]) * torch.rsqrt(g_var[None, :, None, None] + self.eps)
         if self.affine:
             y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
         return y.to(x.dtype)

@@ -46,7 +46,8 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 
 def resolve_input_size(cfg: DictConfig, backbone: Backbone) -> int:
-    """Explicit `input_size`, else the model's fixed size, else the paper's rule from the dataset's shorter side."""
+    """Explicit `input_size`, else `input_size_target` rounded to the patch grid, else the model's fixed
+    size, else the paper's rule from the dataset's shorter side."""
     p = backbone.patch_size
     fixed = cfg.model.get("fixed_input_size")
     if cfg.get("input_size") is not None:
@@ -59,12 +60,24 @@ def resolve_input_size(cfg: DictConfig, backbone: Backbone) -> int:
         if fixed and size != int(fixed):
             raise ConfigError(f"model {cfg.model.name} only takes input_size={fixed}; drop the input_size override")
         return size
+    if cfg.get("input_size_target") is not None:
+        return nearest_patch_multiple(int(cfg.input_size_target), p, cfg.model.name, fixed)
     if fixed:
         return int(fixed)
     side = min(int(cfg.dataset.min_side), int(cfg.dataset.get("max_input_size", 1000)))
     if side < p:
         raise ConfigError(f"dataset {cfg.dataset.name}: images ({side}px) are smaller than one {p}px patch")
     return side // p * p
+
+
+def nearest_patch_multiple(target: int, patch: int, model: str, fixed: int | None = None) -> int:
+    """`input_size_target`: the multiple of the patch size nearest the target (ties upward), so one
+    ablation grid (224 ... 1024) suits patch 8, 14 and 16 backbones alike."""
+    if target <= 0:
+        raise ConfigError(f"input_size_target={target} must be a positive number of pixels")
+    if fixed:
+        raise ConfigError(f"model {model} only takes input_size={fixed}; drop input_size_target for it")
+    return max(patch, (2 * target + patch) // (2 * patch) * patch)
 
 
 @dataclass
