@@ -21,11 +21,11 @@ import densebench.engine.train as train
 from densebench.config import compose
 from densebench.engine import ddp
 from densebench.engine.sampler import EpochBatches
-from tests.conftest import FAST, densebench
+from tests.conftest import REPO, densebench
+from tests.sweeps import TINY
 
 # 10 training images in batches of 4: the last global batch (2) is split 1 + 1.
-DDP_RUN = [*FAST, "dataset.n_train=10", "dataset.n_val=3", "progress=none", "cache_dir=null", "decoder.stem_channels=32",
-           "decoder.channels=[16,16,8,8]"]
+DDP_RUN = [*TINY, "dataset.n_train=10", "dataset.n_val=3", "progress=none", "cache_dir=null"]
 
 
 def _free_port() -> int:
@@ -110,7 +110,7 @@ def test_a_batch_too_small_for_every_process_is_refused(monkeypatch):
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one_within_float32_noise(tmp_path):
     """The real launcher path (torchrun, env://, rank-0 outputs) in float32: same metrics within 0.02."""
-    args = ["run", *FAST, "train.epochs=1", "dataset.n_train=8", "cache_dir=null"]
+    args = ["run", *TINY, "train.epochs=1", "cache_dir=null"]
     one = densebench(*args, f"output_dir={tmp_path / 'one'}")
     assert one.returncode == 0, one.stderr[-2000:]
     import subprocess
@@ -119,7 +119,7 @@ def test_torchrun_two_processes_match_one_within_float32_noise(tmp_path):
     two = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "densebench", *args,
          f"output_dir={tmp_path / 'two'}"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(densebench.__globals__["REPO"] / "src"), "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"},
     )
     assert two.returncode == 0, two.stderr[-3000:]
     m1, m2 = (json.loads(next((tmp_path / d).rglob("metrics.json")).read_text()) for d in ("one", "two"))

@@ -52,9 +52,8 @@ def claim_gpu(device: str) -> Iterator[None]:
 @contextmanager
 def session(cfg: DictConfig, run_dir: Path) -> Iterator[None]:
     """Enter everything a run needs around `execute`; a finished run (skipped, only read) takes no lock."""
-    with ddp.process_group(), ExitStack() as stack:
+    with preempt.handling(), ddp.process_group(), ExitStack() as stack:  # signals first: none is lost
         if ddp.is_main() and (cfg.force or not is_complete(run_dir)):
             stack.enter_context(RunLock(run_dir))
         stack.enter_context(claim_gpu(str(cfg.device)))
-        stack.enter_context(preempt.handling())
         yield

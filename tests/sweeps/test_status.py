@@ -1,0 +1,70 @@
+"""`densebench status` (engine/status.py, engine/cells.py): cell states from the launch manifest and the run directories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from densebench.cli import main
+from densebench.engine.cells import Cell, find_manifests, read_manifest, state, write_manifest
+from densebench.engine.lock import RunLock
+from densebench.engine.status import column_labels
+
+
+def cell(root: Path, adapter: str, seed: int, *extra: str) -> Cell:
+    return Cell((f"adapter={adapter}", f"seed={seed}", "experiment=x", *extra), root / "glas" / "uni" / adapter / f"seed{seed}",
+                "glas", "uni", adapter, seed)
+
+
+def test_each_state_follows_from_the_run_directory(tmp_path):
+    done, failed, interrupted, running, missing = (tmp_path / n for n in ("done", "failed", "int", "run", "miss"))
+    (done / "metrics.json").parent.mkdir()
+    (done / "metrics.json").write_text(json.dumps({"status": "complete"}))
+    failed.mkdir()
+    (failed / "error.json").write_text(json.dumps({"type": "ValueError", "message": "bad"}))
+    (interrupted / "checkpoints").mkdir(parents=True)
+    running.mkdir()
+    (running / "error.json").write_text("{}")  # an earlier failure, being rerun now
+    with RunLock(running):
+        assert [state(p) for p in (done, failed, interrupted, running, missing)] == [
+            "done", "failed", "interrupted", "running", "missing"]
+
+
+def test_a_manifest_round_trips_and_survives_moving_the_output_tree(tmp_path):
+    cells = [cell(tmp_path, "frozen", 0), cell(tmp_path, "lora", 0, "train.lr=0.1")]
+    write_manifest(tmp_path / "multirun" / "2026-01-01_00-00-00", cells)
+    moved = tmp_path.parent / (tmp_path.name + "-moved")
+    tmp_path.rename(moved)
+    (manifest,) = find_manifests(moved)
+    assert [c.run_dir for c in read_manifest(manifest)] == [moved / "glas" / "uni" / a / "seed0" for a in ("frozen", "lora")]
+    assert find_manifests(manifest.parent) == [manifest]  # a sweep directory works too
+
+
+def test_columns_show_what_tells_cells_apart():
+    root = Path("/o")
+    assert column_labels([cell(root, "frozen", 0), cell(root, "frozen", 1)]) == ["frozen seed0", "frozen seed1"]
+    assert column_labels([cell(root, "lora", 0, "finetune=lora_r4"), cell(root, "lora", 0, "finetune=lora_r8")]) == [
+        "lora finetune=lora_r4", "lora finetune=lora_r8"]
+
+
+def test_status_counts_cells_that_never_started_as_missing(tmp_path, capsys):
+    cells = [cell(tmp_path, "frozen", 0), cell(tmp_path, "full", 0)]
+    write_manifest(tmp_path / "multirun" / "a", cells)
+    cells[0].run_dir.mkdir(parents=True)
+    (cells[0].run_dir / "metrics.json").write_text(json.dumps({"status": "complete"}))
+    assert main_status(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "2 cells" in out and "done 1" in out and "missing 1" in out and "glas · uni" in out
+
+
+def test_status_without_a_sweep_says_what_to_do(tmp_path, capsys):
+    assert main_status(tmp_path) == 2
+    assert "no sweep manifest" in capsys.readouterr().err
+
+
+def main_status(path: Path) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["status", str(path)])
+    return exit_info.value.code
