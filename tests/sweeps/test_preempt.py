@@ -87,3 +87,27 @@ def test_sigterm_ends_the_cli_run_with_a_checkpoint_and_status_143(tmp_path):
     resumed = densebench(*args)
     assert resumed.returncode == 0 and "resuming" in resumed.stdout
     assert json.loads((run / "metrics.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.slow
+def test_under_submitit_sigusr2_requeues_the_job_which_resumes_to_the_uninterrupted_result(tmp_path):
+    """SLURM's time-limit warning, rehearsed with submitit_local: checkpoint, requeue, resume, same metrics."""
+    cell = [*TINY, "experiment=smoke", "adapter=frozen", "seed=0", "train.epochs=3", "dataset.n_train=12"]
+    reference = densebench("run", *cell, f"output_dir={tmp_path / 'ref'}")
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    out = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "densebench", "run", "-m", "hydra/launcher=submitit_local", *cell, f"output_dir={out}"],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.rglob(".*.lock")):
+        time.sleep(0.02)
+    (lock,) = list(out.rglob(".*.lock"))
+    os.kill(json.loads(lock.read_text())["pid"], signal.SIGUSR2)
+    stdout, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout[-3000:]
+    logs = "".join(p.read_text() for p in out.rglob(".submitit/*/*_log.out"))
+    assert "stopped by SIGUSR2" in logs and "resuming" in logs and "Requeued" in logs
+    got = json.loads(next(out.rglob("metrics.json")).read_text())
+    want = json.loads(next((tmp_path / "ref").rglob("metrics.json")).read_text())
+    assert got["test"]["metrics"] == want["test"]["metrics"]

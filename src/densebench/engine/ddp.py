@@ -27,7 +27,6 @@ from typing import Any, Iterator, TypeVar
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 from torch import Tensor, nn
 
 from densebench.errors import ConfigError, DenseBenchError
@@ -128,7 +127,7 @@ class GlobalBatchNorm(nn.BatchNorm2d):
         xf = x.to(torch.promote_types(x.dtype, torch.float32))  # statistics in fp32 at least (autocast)
         var, mean = torch.var_mean(xf, dim=(0, 2, 3), unbiased=False)
         count = xf.new_tensor([xf.numel() / xf.shape[1]])
-        stats = torch.stack(dist_fn.all_gather(torch.cat([mean, var, count])))  # (world, 2C+1)
+        stats = _Gather.apply(torch.cat([mean, var, count]))  # (world, 2C+1)
         c = mean.numel()
         n, means, variances = stats[:, 2 * c :], stats[:, :c], stats[:, c : 2 * c]
         total = n.sum()
@@ -172,6 +171,25 @@ def wrap(model: nn.Module) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, static_graph=True)
 
 
+class _Gather(torch.autograd.Function):
+    """(world, *x.shape): every rank's x. Backward: each rank's loss is the same global loss, so this
+    rank's slice gets the sum of all ranks' gradients for it (an all_reduce)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        rank, world = rank_world()
+        ctx.rank = rank
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x.contiguous())
+        return torch.stack(parts)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rank]
+
+
 def gather_rows(x: Tensor, sizes: Sequence[int]) -> Tensor:
     """Concatenate every rank's rows (rank order, `sizes[r]` rows each), keeping the autograd graph."""
     if len(sizes) == 1:
@@ -179,14 +197,8 @@ def gather_rows(x: Tensor, sizes: Sequence[int]) -> Tensor:
     longest = max(sizes)
     if x.shape[0] < longest:
         x = torch.cat([x, x.new_zeros((longest - x.shape[0], *x.shape[1:]))])
-    parts = dist_fn.all_gather(x) if x.requires_grad else _gather_plain(x)
+    parts = _Gather.apply(x)
     return torch.cat([p[:s] for p, s in zip(parts, sizes)])
-
-
-def _gather_plain(x: Tensor) -> list[Tensor]:
-    parts = [torch.empty_like(x) for _ in range(rank_world()[1])]
-    dist.all_gather(parts, x.contiguous())
-    return parts
 
 
 def share_of(n: int) -> list[int] | None:
