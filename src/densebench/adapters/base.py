@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from omegaconf import DictConfig
 from torch import Tensor, nn
@@ -49,8 +50,9 @@ class Adapter(nn.Module):
         return Features(map=self.backbone_maps(x)[-1])
 
     def own_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
-        """Parameters the adapter adds (none for frozen/full); names relative to this module."""
-        return iter(())
+        """Parameters the adapter adds, names relative to this module: by default every parameter
+        outside the backbone (none for frozen/full); strategies that inject into the backbone extend it."""
+        return ((n, p) for n, p in self.named_parameters() if not n.startswith("backbone."))
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters split into `backbone` (original weights) and `adapter` (added ones)."""
@@ -60,3 +62,16 @@ class Adapter(nn.Module):
             if p.requires_grad:
                 groups["adapter" if id(p) in own else "backbone"].append(p)
         return groups
+
+    def optimizer_groups(self) -> list[dict[str, Any]]:
+        """Trainable parameters as optimiser param groups, each with a `lr_mult`; the engine sets
+        `lr = base_lr * lr_mult` per group (and may split each group further, e.g. for weight decay).
+
+        Default: added parameters at 1, trainable backbone weights at `backbone_lr_mult` (if configured).
+        """
+        groups = self.param_groups()
+        out = [
+            {"name": "adapter", "params": groups["adapter"], "lr_mult": 1.0},
+            {"name": "backbone", "params": groups["backbone"], "lr_mult": float(self.cfg.get("backbone_lr_mult", 1.0))},
+        ]
+        return [g for g in out if g["params"]]

@@ -1,12 +1,22 @@
-"""`full`: every backbone weight trains (with its own learning-rate multiplier)."""
+"""`full`: every backbone weight trains, optionally with layer-wise LR decay and gradient checkpointing.
+
+The paper trains the backbone at the decoder's LR with no decay (`backbone_lr_mult: 1`, `layer_decay: 1`).
+Layer-wise decay (BEiT-style) gives block i of L the multiplier `layer_decay ** (L - i)`, the
+embeddings `layer_decay ** (L + 1)` and anything after the blocks (final norm) 1, all times
+`backbone_lr_mult`; it is exposed through `optimizer_groups()` so the engine stays strategy-agnostic.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from omegaconf import DictConfig
 
 from densebench.adapters import ADAPTERS
 from densebench.adapters.base import Adapter
+from densebench.adapters.blocks import checkpoint_blocks, layer_ids
 from densebench.backbones.base import Backbone
+from densebench.errors import ConfigError
 
 
 @ADAPTERS.register("full")
@@ -15,5 +25,24 @@ class Full(Adapter):
 
     def __init__(self, backbone: Backbone, cfg: DictConfig) -> None:
         super().__init__(backbone, cfg)
+        if not 0.0 < float(cfg.layer_decay) <= 1.0:
+            raise ConfigError(f"adapter.layer_decay={cfg.layer_decay} must be in (0, 1]; 1 turns decay off")
         for p in self.backbone.parameters():
             p.requires_grad_(True)
+        if cfg.grad_checkpointing:
+            checkpoint_blocks(self.backbone, backbone.model_name)
+
+    def optimizer_groups(self) -> list[dict[str, Any]]:
+        decay = float(self.cfg.layer_decay)
+        if decay == 1.0:
+            return super().optimizer_groups()
+        base = float(self.cfg.backbone_lr_mult)
+        ids, depth = layer_ids(self.backbone, self.backbone.model_name)
+        by_layer: dict[int, list] = {}
+        for name, p in self.backbone.named_parameters():
+            if p.requires_grad:
+                by_layer.setdefault(ids[name], []).append(p)
+        return [
+            {"name": f"backbone.layer{layer}", "params": params, "lr_mult": base * decay ** (depth + 1 - layer)}
+            for layer, params in sorted(by_layer.items())
+        ]
