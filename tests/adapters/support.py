@@ -19,6 +19,7 @@ from torch import Tensor
 
 import densebench.model
 from densebench.backbones import build_backbone, pad_to_multiple
+from densebench.engine.optim import param_groups
 from densebench.model import Segmenter, build_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +75,9 @@ def make_cfg(model_name: str, adapter: str, small: bool = True, **adapter_overri
         adapter_cfg.merge_with(SMALL.get(adapter, {}))
         decoder.merge_with(SMALL["decoder"])
     adapter_cfg.merge_with(adapter_overrides)
-    return OmegaConf.create({"model": MODELS[model_name], "adapter": adapter_cfg, "decoder": decoder})
+    # No weight decay: Adam's L2 term would move parameters that got no gradient.
+    train = {"lr": 1e-3, "weight_decay": 0.0}
+    return OmegaConf.create({"model": MODELS[model_name], "adapter": adapter_cfg, "decoder": decoder, "train": train})
 
 
 def backbone_output(model: Segmenter, x: Tensor) -> Tensor:
@@ -84,11 +87,9 @@ def backbone_output(model: Segmenter, x: Tensor) -> Tensor:
         return model.adapter.backbone(pad_to_multiple(x, model.adapter.backbone.patch_size))[-1].clone()
 
 
-def make_optimizer(model: Segmenter, lr: float = 1e-3) -> torch.optim.Optimizer:
-    """Adam over the adapter's optimiser groups (lr scaled by lr_mult) + the decoder, as the engine does."""
-    groups = [{"params": g["params"], "lr": lr * g["lr_mult"]} for g in model.adapter.optimizer_groups()]
-    groups.append({"params": list(model.decoder.parameters()), "lr": lr})
-    return torch.optim.Adam(groups)
+def make_optimizer(model: Segmenter, cfg: DictConfig) -> torch.optim.Optimizer:
+    """Adam over the engine's parameter groups (learning-rate multipliers included)."""
+    return torch.optim.Adam(param_groups(model, cfg))
 
 
 @dataclass
@@ -111,7 +112,7 @@ def take_one_step(cfg: DictConfig) -> Stepped:
     y = torch.randint(0, NUM_CLASSES, (2, *INPUT_HW))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     backbone_before = backbone_output(model, x)
-    optimizer = make_optimizer(model)
+    optimizer = make_optimizer(model, cfg)
     model.train()
     logits = model(x)
     F.cross_entropy(logits, y).backward()

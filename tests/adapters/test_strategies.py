@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from densebench.adapters.blocks import block_stacks
+from densebench.engine.optim import param_groups
 from densebench.model import Segmenter
 
 from .support import INPUT_HW, NUM_CLASSES, build_fresh, make_cfg
@@ -87,11 +88,10 @@ def test_parameter_counts_split_backbone_adapter_and_decoder(stepped, model_name
     assert counts["total"] == counts["backbone_total"] + counts["adapter"] + counts["decoder"]
 
 
-def test_optimizer_groups_hold_every_trainable_adapter_parameter_once(stepped, model_name, strategy):
-    adapter = stepped(model_name, strategy).model.adapter
-    grouped = [id(p) for g in adapter.optimizer_groups() for p in g["params"]]
-    trainable = [id(p) for p in adapter.parameters() if p.requires_grad]
-    assert sorted(grouped) == sorted(trainable)
+def test_optimizer_groups_hold_every_trainable_parameter_once(stepped, model_name, strategy):
+    s = stepped(model_name, strategy)
+    grouped = [id(p) for g in param_groups(s.model, make_cfg(model_name, strategy)) for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in s.model.parameters() if p.requires_grad)
 
 
 def test_checkpoint_on_a_fresh_model_reproduces_predictions(stepped, model_name, strategy, tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from omegaconf import DictConfig
 from torch import Tensor, nn
@@ -63,15 +62,7 @@ class Adapter(nn.Module):
                 groups["adapter" if id(p) in own else "backbone"].append(p)
         return groups
 
-    def optimizer_groups(self) -> list[dict[str, Any]]:
-        """Trainable parameters as optimiser param groups, each with a `lr_mult`; the engine sets
-        `lr = base_lr * lr_mult` per group (and may split each group further, e.g. for weight decay).
-
-        Default: added parameters at 1, trainable backbone weights at `backbone_lr_mult` (if configured).
-        """
-        groups = self.param_groups()
-        out = [
-            {"name": "adapter", "params": groups["adapter"], "lr_mult": 1.0},
-            {"name": "backbone", "params": groups["backbone"], "lr_mult": float(self.cfg.get("backbone_lr_mult", 1.0))},
-        ]
-        return [g for g in out if g["params"]]
+    def lr_multipliers(self) -> dict[int, float]:
+        """Per-parameter learning-rate multipliers, keyed by `id(param)`, for strategies that need them
+        (layer-wise decay); the engine uses `backbone_lr_mult` (backbone) or 1 (the rest) for the others."""
+        return {}

@@ -3,12 +3,10 @@
 The paper trains the backbone at the decoder's LR with no decay (`backbone_lr_mult: 1`, `layer_decay: 1`).
 Layer-wise decay (BEiT-style) gives block i of L the multiplier `layer_decay ** (L - i)`, the
 embeddings `layer_decay ** (L + 1)` and anything after the blocks (final norm) 1, all times
-`backbone_lr_mult`; it is exposed through `optimizer_groups()` so the engine stays strategy-agnostic.
+`backbone_lr_mult`; it is exposed through `lr_multipliers()` so the engine stays strategy-agnostic.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from omegaconf import DictConfig
 
@@ -32,17 +30,14 @@ class Full(Adapter):
         if cfg.grad_checkpointing:
             checkpoint_blocks(self.backbone, backbone.model_name)
 
-    def optimizer_groups(self) -> list[dict[str, Any]]:
+    def lr_multipliers(self) -> dict[int, float]:
         decay = float(self.cfg.layer_decay)
         if decay == 1.0:
-            return super().optimizer_groups()
+            return {}
         base = float(self.cfg.backbone_lr_mult)
         ids, depth = layer_ids(self.backbone, self.backbone.model_name)
-        by_layer: dict[int, list] = {}
-        for name, p in self.backbone.named_parameters():
-            if p.requires_grad:
-                by_layer.setdefault(ids[name], []).append(p)
-        return [
-            {"name": f"backbone.layer{layer}", "params": params, "lr_mult": base * decay ** (depth + 1 - layer)}
-            for layer, params in sorted(by_layer.items())
-        ]
+        return {
+            id(p): base * decay ** (depth + 1 - ids[name])
+            for name, p in self.backbone.named_parameters()
+            if p.requires_grad
+        }

@@ -14,8 +14,6 @@ from collections import Counter
 from collections.abc import Iterator
 
 from omegaconf import DictConfig
-from peft import LoraConfig, inject_adapter_in_model
-from peft.tuners.lora import LoraLayer
 from torch import nn
 
 from densebench.adapters import ADAPTERS
@@ -62,6 +60,8 @@ def check_every_block_adapted(backbone: Backbone, target_set: str) -> Counter:
 
     Returns the per-block counts keyed by (stack path, block name).
     """
+    from peft.tuners.lora import LoraLayer
+
     name = backbone.model_name
     adapted = [n for n, m in backbone.named_modules() if isinstance(m, LoraLayer)]
     stacks = block_stacks(backbone)
@@ -99,6 +99,10 @@ class LowRank(Adapter):
     backbone_trainable = True  # gradients flow through the frozen base weights into the adapters
 
     def __init__(self, backbone: Backbone, cfg: DictConfig) -> None:
+        # peft pulls in transformers (seconds): import it only when a low-rank strategy is built, not
+        # whenever the adapter registry loads this module.
+        from peft import LoraConfig, inject_adapter_in_model
+
         super().__init__(backbone, cfg)
         regex = target_regex(backbone, cfg.target_set)
         targets = targeted_linears(backbone, regex)
