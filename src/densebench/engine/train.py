@@ -195,9 +195,9 @@ class Run:
                     self.best_value, self.best_epoch = value, epoch
                     checkpoint.save(self.ckpt_dir / "best.pt", {"model": self.model.trainable_state_dict(), "epoch": epoch, "val": val})
                     line += " *"
+            self.save_last(epoch)  # before the log line: a logged epoch is always resumable
             with (self.dir / "log.jsonl").open("a") as f:
                 f.write(json.dumps(record) + "\n")
-            self.save_last(epoch)
             self.progress.end_epoch(line)
 
     def test(self) -> dict[str, Any]:
