@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from .support import MODELS, REPO, STRATEGIES
+from tests.conftest import REPO, densebench
+
+from .support import MODELS, STRATEGIES
 
 TINY_RUN = [
     "model.variant=tiny", "model.pretrained=false", "train.epochs=1", "train.num_workers=0", "progress=none",
@@ -42,18 +44,17 @@ write_json(Path(sys.argv[1]), results)
 """
 
 
-def _python(args: list[str], timeout: int) -> subprocess.CompletedProcess:
-    # One thread: tiny tensors gain nothing from more, and the test machine's cores are shared.
-    pythonpath = os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+# One thread: tiny tensors gain nothing from more, and the test machine's cores are shared.
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+def _ok(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return proc
 
 
 def _train_all(out: Path, models: list[str], timeout: int) -> dict[tuple[str, str], Path]:
-    _python(["-m", "densebench", "run", "--multirun", f"model={','.join(models)}", f"adapter={','.join(STRATEGIES)}",
-             f"output_dir={out}", *TINY_RUN], timeout)
+    _ok(densebench("run", "--multirun", f"model={','.join(models)}", f"adapter={','.join(STRATEGIES)}",
+                   f"output_dir={out}", *TINY_RUN, timeout=timeout, env=ONE_THREAD))
     runs = {}
     for model in models:
         for strategy in STRATEGIES:
@@ -74,7 +75,9 @@ def _check_records(runs: dict[tuple[str, str], Path]) -> None:
 
 
 def _check_reevaluation(runs: dict[tuple[str, str], Path], out: Path, timeout: int) -> None:
-    _python(["-c", REEVALUATE, str(out / "reevaluated.json"), *map(str, runs.values())], timeout)
+    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(REPO / "src")}
+    _ok(subprocess.run([sys.executable, "-c", REEVALUATE, str(out / "reevaluated.json"), *map(str, runs.values())],
+                       capture_output=True, text=True, timeout=timeout, env=env))
     again = json.loads((out / "reevaluated.json").read_text())
     for key, run in runs.items():
         recorded = json.loads((run / "metrics.json").read_text())["test"]["metrics"]

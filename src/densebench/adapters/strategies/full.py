@@ -23,18 +23,20 @@ class Full(Adapter):
 
     def __init__(self, backbone: Backbone, cfg: DictConfig) -> None:
         super().__init__(backbone, cfg)
-        if not 0.0 < float(cfg.layer_decay) <= 1.0:
-            raise ConfigError(f"adapter.layer_decay={cfg.layer_decay} must be in (0, 1]; 1 turns decay off")
+        # Both options are off unless configured (configs/adapter/full.yaml documents them).
+        self.layer_decay = float(cfg.get("layer_decay", 1.0))
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ConfigError(f"adapter.layer_decay={self.layer_decay} must be in (0, 1]; 1 turns decay off")
         for p in self.backbone.parameters():
             p.requires_grad_(True)
-        if cfg.grad_checkpointing:
+        if cfg.get("grad_checkpointing", False):
             checkpoint_blocks(self.backbone, backbone.model_name)
 
     def lr_multipliers(self) -> dict[int, float]:
-        decay = float(self.cfg.layer_decay)
+        decay = self.layer_decay
         if decay == 1.0:
             return {}
-        base = float(self.cfg.backbone_lr_mult)
+        base = float(self.cfg.get("backbone_lr_mult", 1.0))
         ids, depth = layer_ids(self.backbone, self.backbone.model_name)
         return {
             id(p): base * decay ** (depth + 1 - ids[name])
