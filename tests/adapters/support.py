@@ -7,7 +7,6 @@ exercise (patch 14 with register tokens and SwiGLU, patch 16 with LayerScale).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -19,6 +18,7 @@ from torch import Tensor
 
 import densebench.model
 from densebench.backbones import build_backbone, pad_to_multiple
+from densebench.config import compose
 from densebench.engine.optim import param_groups
 from densebench.model import Segmenter, build_model
 
@@ -47,12 +47,11 @@ EXTRA_MODELS: dict[str, dict] = {
 
 
 def model_configs() -> dict[str, DictConfig]:
+    """Each model config as `densebench run model=<name> model.variant=tiny model.pretrained=false` sees it."""
     configs = {}
     for path in sorted((CONFIGS / "model").glob("*.yaml")):
-        cfg = OmegaConf.load(path)
-        cfg.variant = "tiny"
-        cfg.pretrained = False
-        configs[path.stem] = cfg
+        overrides = [f"model={path.stem}", "model.variant=tiny", "model.pretrained=false"]
+        configs[path.stem] = OmegaConf.create(OmegaConf.to_container(compose(overrides).model, resolve=True))
     configs.update({k: OmegaConf.create(v) for k, v in EXTRA_MODELS.items()})
     return configs
 

@@ -72,7 +72,11 @@ def test_frozen_paths_run_the_backbone_in_eval_mode_without_a_graph(model_name, 
     model = build_fresh(make_cfg(model_name, frozen_path), seed=0)
     (_, stack), *_ = block_stacks(model.adapter.backbone)
     seen = []
-    stack[-1].register_forward_hook(lambda mod, args, out: seen.append((mod.training, out.requires_grad)))
+    def record(block, args, out):  # some families return (hidden_states, ...) from a block
+        hidden = out[0] if isinstance(out, tuple) else out
+        seen.append((block.training, hidden.requires_grad))
+
+    stack[-1].register_forward_hook(record)
     model.train()
     model(torch.randn(1, 3, *INPUT_HW)).sum().backward()
     assert seen == [(False, False)]

@@ -44,7 +44,7 @@ class TransformerAdapter(FrozenBackboneMixin):
                 for rate in rates
             )
         )
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)  # as timm's ViT blocks
         self.blocks.apply(init_weights_vit_timm)
 
     def forward(self, x: Tensor) -> Features:
