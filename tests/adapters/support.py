@@ -7,6 +7,7 @@ exercise (patch 14 with register tokens and SwiGLU, patch 16 with LayerScale).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -80,10 +81,11 @@ def make_cfg(model_name: str, adapter: str, small: bool = True, **adapter_overri
 
 
 def backbone_output(model: Segmenter, x: Tensor) -> Tensor:
-    """What the (possibly LoRA-injected) backbone computes, in eval mode."""
-    model.eval()
+    """What the (possibly LoRA-injected) backbone computes, in eval mode and float64: at random init
+    LayerScale (1e-5) shrinks one step's LoRA update below float32 resolution of the residual stream."""
+    backbone = copy.deepcopy(model.adapter.backbone).double().eval()
     with torch.no_grad():
-        return model.adapter.backbone(pad_to_multiple(x, model.adapter.backbone.patch_size))[-1].clone()
+        return backbone(pad_to_multiple(x.double(), backbone.patch_size))[-1]
 
 
 def make_optimizer(model: Segmenter, cfg: DictConfig) -> torch.optim.Optimizer:
