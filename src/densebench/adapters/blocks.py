@@ -1,7 +1,7 @@
 """Finding a backbone's stack of transformer blocks without knowing its family.
 
-timm (`blocks`), transformers (`encoder.layer`) and BEiT-3 (`encoder.layers`) all hold their blocks
-as one ModuleList/Sequential of identical modules. Reading that stack from the module tree lets
+timm (`blocks`), transformers (`encoder.layer`) and BEiT-3 models all hold their blocks as one
+ModuleList/Sequential of identical modules. Reading that stack from the module tree lets
 the LoRA injection check, gradient checkpointing and layer-wise LR decay work for every family
 without a per-family or per-model table.
 """
