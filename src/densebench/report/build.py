@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -46,6 +46,7 @@ class Options:
     n_resamples: int = 1000
     bootstrap_seed: int = 0
     alpha: float = 0.05
+    plots: bool = True
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,7 +93,11 @@ class _Builder:
         self.all_cells = analysis.aggregate(results.values, catalog)
         self.cells = self.all_cells[self.all_cells["metric"] == self.metric]
 
-    def plot(self, name: str, title: str, section: str, path: Path | None, note: str = "") -> None:
+    def plot(self, name: str, title: str, section: str, draw: Callable[[Path], Path | None], note: str = "") -> None:
+        """Draw a figure into plots/<name>.{png,svg} (unless plots are off) and list it."""
+        if not self.options.plots:
+            return
+        path = draw(self.out / "plots" / name)
         if path is not None:
             self.plots.append(plots.Plot(name, title, section, path, note))
 
@@ -155,17 +160,17 @@ class _Builder:
                 "(tied strategies each win); the last row counts datasets whose best cell uses the strategy."))
             self.tables[-1].footer = 2
         statistics = self.statistics(source, cells, labels, strategy_labels)
-        out_dir = self.out / "plots"
         self.plot(f"strategy_boxplots_{source}", f"{self.metric} by strategy per dataset ({title})", f"Plots ({title})",
-                  plots.strategy_boxplots(cells, datasets, strategies, self.catalog, self.metric,
-                                          out_dir / f"strategy_boxplots_{source}"))
-        path, scaling = plots.scaling_plot(cells, strategies, self.catalog, self.metric, out_dir / f"scaling_{source}")
+                  lambda path: plots.strategy_boxplots(cells, datasets, strategies, self.catalog, self.metric, path))
+        scaling = plots.scaling(cells, strategies)
         note = ""
         if scaling["skipped_no_params"]:
-            note = ("Left out (no parameter count; add published_params to configs/model/<name>.yaml): "
-                    + ", ".join(scaling["skipped_no_params"]))
-            self.notes.append(f"Scaling plot ({title}): {note}")
-        self.plot(f"scaling_{source}", f"{self.metric} vs backbone parameters ({title})", f"Plots ({title})", path, note)
+            where = ("add published_params to configs/model/<name>.yaml" if source == PUBLISHED
+                     else "their metrics.json has no model.params.backbone_total")
+            note = f"Left out of the scaling analysis (no parameter count; {where}): " + ", ".join(scaling["skipped_no_params"])
+            self.notes.append(f"{title}: {note}")
+        self.plot(f"scaling_{source}", f"{self.metric} vs backbone parameters ({title})", f"Plots ({title})",
+                  lambda path: plots.scaling_plot(scaling, labels, self.catalog, self.metric, path), note)
         failed_keys = set(problems)
         self.doc.setdefault("dataset_sota", {})[source] = {
             r.dataset: {"model": r.model, "variant": r.variant, "strategy": r.strategy, "value": clean(r.value),
@@ -205,18 +210,22 @@ class _Builder:
                 continue
             names = labels if test["treatment"] == "entry" else strategy_labels
             ranks = {names.get(k, k): v for k, v in test["average_ranks"].items()}
-            stem = "cd_" + source + "_" + name.replace(" | ", "_")
-            self.plot(stem, f"Critical difference: {name} ({title})", f"Statistics ({title})",
-                      plots.cd_diagram(ranks, test["critical_difference"],
-                                       [[names.get(k, k) for k in c] for c in test["cliques"]],
-                                       f"Nemenyi CD (α={alpha}), Friedman p={test['p_value']:.2g}: {name}",
-                                       self.out / "plots" / stem))
+            cliques = [[names.get(k, k) for k in c] for c in test["cliques"]]
+            heading = f"Nemenyi CD (α={alpha}), Friedman p={test['p_value']:.2g}: {name}"
+            self.plot("cd_" + source + "_" + name.replace(" | ", "_"), f"Critical difference: {name} ({title})",
+                      f"Statistics ({title})",
+                      lambda path, r=ranks, c=cliques, h=heading, t=test: plots.cd_diagram(r, t["critical_difference"], c, h, path))
         self.tables.append(records_table(
             f"friedman_{source}", f"Friedman tests with Nemenyi critical difference ({title})", f"Statistics ({title})",
             rows, {"test": "Test", "blocks": "Blocks", "k": "k", "n_blocks": "N", "incomplete": "Incomplete blocks",
                    "chi2": "χ²", "p_value": "p", "cd": "CD", "result": "Result"},
-            note="Blocks missing any treatment are left out. Two treatments differ (Nemenyi) when their average "
-                 "ranks differ by more than CD; the diagrams join groups that do not."))
+            note="Treatments in under half of the blocks, then blocks missing a treatment, are left out. Two "
+                 "treatments differ (Nemenyi) when their average ranks differ by more than CD; the diagrams join "
+                 "groups that do not."))
+        for name, test in tests.items():
+            if test["left_out"]:
+                self.notes.append(f"Friedman '{name}' ({title}) left out (in under half of the blocks): "
+                                  + ", ".join(test["left_out"]))
         return tests
 
     # --- across sources ---------------------------------------------------------------------------------------
@@ -369,11 +378,10 @@ class _Builder:
         runs = self.cells[self.cells["source"] == RUNS]
         if runs.empty:
             return
-        out = self.out / "plots"
         self.plot("rank_ablation", f"{self.metric} vs adapter rank (runs)", "Plots (runs)",
-                  plots.rank_ablation(runs, self.catalog, self.metric, out / "rank_ablation"))
+                  lambda path: plots.rank_ablation(runs, self.catalog, self.metric, path))
         self.plot("input_size", f"{self.metric} vs input size (runs)", "Plots (runs)",
-                  plots.input_size_plot(runs, self.catalog, self.metric, out / "input_size"))
+                  lambda path: plots.input_size_plot(runs, self.catalog, self.metric, path))
 
     def build(self) -> Report:
         for source in self.results.sources():

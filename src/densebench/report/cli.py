@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(repeatable)")
     p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples for --paired (default 1000)")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the --paired resamples (default 0)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures (faster; the HTML then has none)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the Friedman/Nemenyi tests (default 0.05)")
     return p
 
@@ -81,7 +82,7 @@ def main(argv: list[str]) -> int:
         results = results.with_values(load_published(args.published, catalog))
     options = Options(
         metric=args.metric, per_class=args.per_class, paired=[tuple(p) for p in args.paired],
-        n_resamples=args.n_resamples, bootstrap_seed=args.bootstrap_seed, alpha=args.alpha,
+        n_resamples=args.n_resamples, bootstrap_seed=args.bootstrap_seed, alpha=args.alpha, plots=not args.no_plots,
         inputs={"runs_dirs": [str(d) for d in runs_dirs], "published": str(args.published) if args.published else None},
     )
     out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,7 @@ def main(argv: list[str]) -> int:
         written.append(render.write_tex(report, out))
     if "html" in formats:
         written.append(html.write_html(report, out))
-    console = Console()
+    console = Console(soft_wrap=True)
     counts = report.document.get("counts", {})
     summary = ", ".join(f"{c['results']} {s} results" for s, c in counts.items())
     console.print(f"report of {summary or 'no results'}: {len(report.tables)} tables, {len(report.plots)} plots "

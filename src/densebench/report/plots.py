@@ -52,7 +52,7 @@ def _grid(n: int, ncols: int = 6, size: tuple[float, float] = (2.6, 2.6)) -> tup
     nrows = math.ceil(n / ncols)
     width, height = size[0] * ncols, size[1] * nrows + 0.5
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
-    fig.subplots_adjust(left=0.55 / width, right=1 - 0.15 / width, top=1 - 0.5 / height, bottom=0.8 / height,
+    fig.subplots_adjust(left=0.55 / width, right=1 - 0.15 / width, top=1 - 0.75 / height, bottom=0.8 / height,
                         hspace=0.75, wspace=0.35)
     flat = list(axes.ravel())
     for ax in flat[n:]:
@@ -85,42 +85,53 @@ def _common_mean(frame: pd.DataFrame, blocks: list[str]) -> pd.Series:
     return table.mean() if len(table) else pd.Series(dtype=float)
 
 
-def scaling_plot(cells: pd.DataFrame, strategies: list[str], catalog: Catalog, metric: str,
-                 path: Path) -> tuple[Path | None, dict[str, Any]]:
-    """Metric vs backbone parameter count (log x) per strategy, with Spearman's ρ per strategy and overall."""
+def scaling(cells: pd.DataFrame, strategies: list[str]) -> dict[str, Any]:
+    """Spearman's ρ between backbone parameters and each model's mean metric, per strategy and overall.
+
+    Means are over the datasets (and strategies) that every model with a parameter count has, so each
+    model is averaged over the same cells. Models without a count are listed in `skipped_no_params`.
+    """
     base = cells[cells["variant"] == ""].dropna(subset=["value"])
     params = base.groupby("entry")["params"].first()
-    without = sorted(params[params.isna()].index)
     base = base[base["entry"].isin(params.dropna().index)]
-    result: dict[str, Any] = {"skipped_no_params": without, "by_strategy": {}}
-    if base["entry"].nunique() < 3:
-        result["note"] = "fewer than 3 models with a parameter count; no scaling plot"
-        return None, result
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for strategy in strategies:
-        means = _common_mean(base[base["strategy"] == strategy], ["dataset"])
+    result: dict[str, Any] = {"skipped_no_params": sorted(params[params.isna()].index), "by_strategy": {}, "points": {}}
+    series = {s: _common_mean(base[base["strategy"] == s], ["dataset"]) for s in strategies}
+    series["all"] = _common_mean(base, ["dataset", "strategy"])
+    for name, means in series.items():
         if len(means) < 3:
             continue
-        x = params[means.index].to_numpy()
-        rho, p = stats.spearmanr(x, means.to_numpy())
-        result["by_strategy"][strategy] = {"rho": float(rho), "p_value": float(p), "n_models": int(len(means))}
-        ax.scatter(x, means, s=18, label=f"{catalog.display('strategy', strategy)} (ρ={rho:.2f}, p={p:.2g})")
-    overall = _common_mean(base, ["dataset", "strategy"])
-    if len(overall) >= 3:
-        rho, p = stats.spearmanr(params[overall.index].to_numpy(), overall.to_numpy())
-        result["overall"] = {"rho": float(rho), "p_value": float(p), "n_models": int(len(overall))}
-        labels = base.groupby("entry")["label"].first()
-        for entry, value in overall.items():
-            ax.annotate(labels[entry], (params[entry], value), fontsize=6, alpha=0.7, xytext=(3, 2), textcoords="offset points")
-        ax.scatter(params[overall.index], overall, marker="x", color="black", s=22,
-                   label=f"all strategies (ρ={rho:.2f}, p={p:.2g})")
+        rho, p = stats.spearmanr(params[means.index].to_numpy(), means.to_numpy())
+        entry = {"rho": float(rho), "p_value": float(p), "n_models": int(len(means))}
+        if name == "all":
+            result["overall"] = entry
+        else:
+            result["by_strategy"][name] = entry
+        result["points"][name] = {e: [float(params[e]), float(v)] for e, v in means.items()}
+    return result
+
+
+def scaling_plot(result: dict[str, Any], labels: dict[str, str], catalog: Catalog, metric: str, path: Path) -> Path | None:
+    """Metric vs backbone parameters (log x) from `scaling()`; None when fewer than 3 models have a count."""
+    if "all" not in result["points"] and not result["by_strategy"]:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, points in result["points"].items():
+        x, y = zip(*points.values())
+        if name == "all":
+            r = result["overall"]
+            ax.scatter(x, y, marker="x", color="black", s=22, label=f"all strategies (ρ={r['rho']:.2f}, p={r['p_value']:.2g})")
+            for entry, (px, py) in points.items():
+                ax.annotate(labels.get(entry, entry), (px, py), fontsize=6, alpha=0.7, xytext=(3, 2), textcoords="offset points")
+        else:
+            r = result["by_strategy"][name]
+            ax.scatter(x, y, s=18, label=f"{catalog.display('strategy', name)} (ρ={r['rho']:.2f}, p={r['p_value']:.2g})")
     ax.set_xscale("log")
     ax.set_xlabel("backbone parameters")
-    ax.set_ylabel(f"mean {metric} (datasets every model has)")
+    ax.set_ylabel(f"mean {metric} (cells every model has)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
     ax.set_title(f"{metric} vs backbone size (Spearman rank correlation)")
-    return _save(fig, path), result
+    return _save(fig, path)
 
 
 def _sweep_plot(cells: pd.DataFrame, x: str, others: list[str], catalog: Catalog, metric: str, xlabel: str,

@@ -36,16 +36,21 @@ def nemenyi_cd(k: int, n_blocks: int, alpha: float = 0.05) -> float:
 def friedman(frame: pd.DataFrame, blocks: list[str], treatment: str, alpha: float = 0.05) -> dict[str, Any]:
     """Friedman test of `treatment` over complete blocks, with average ranks and the Nemenyi post-hoc.
 
-    Blocks missing any treatment are left out (the test needs complete blocks) and counted.
+    The test needs complete blocks: treatments present in under half of the blocks are left out (listed
+    in `left_out`), then blocks still missing a treatment are dropped (counted).
     """
     table = frame.pivot_table(index=blocks, columns=treatment, values="value", aggfunc="mean")
+    # Treatments in under half of the blocks (e.g. one ablation variant) would empty the complete blocks.
+    coverage = table.notna().mean()
+    sparse = sorted(str(t) for t in coverage.index[coverage < 0.5])
+    table = table.drop(columns=[t for t in coverage.index if str(t) in sparse])
     complete = table.dropna()
     k, n = complete.shape[1], complete.shape[0]
     result: dict[str, Any] = {"blocks": " × ".join(blocks), "treatment": treatment, "k": int(k), "n_blocks": int(n),
-                              "n_blocks_incomplete": int(len(table) - n), "alpha": alpha}
+                              "n_blocks_incomplete": int(len(table) - n), "left_out": sparse, "alpha": alpha}
     if k < 3 or n < 2:
         return {**result, "status": "skipped",
-                "reason": f"needs ≥3 {treatment}s over ≥2 complete blocks; have {k} over {n}"}
+                "reason": f"needs ≥3 treatments ({treatment}) over ≥2 complete blocks; have {k} over {n}"}
     statistic, p_value = stats.friedmanchisquare(*(complete[c].to_numpy() for c in complete.columns))
     ranks = complete.rank(axis=1, ascending=False, method="average").mean().sort_values()
     cd = nemenyi_cd(k, n, alpha)
@@ -143,13 +148,14 @@ def paired_bootstrap(
     point_b = float(summary(tb.sum(0))[metric])
     p_value = float(min(1.0, 2 * min((diff <= 0).mean(), (diff >= 0).mean())))
     pct = f"{ci:.0%}"
+    p_text = f"p = {p_value:.3g}" if p_value > 0 else f"p < {1 / len(diff):.2g}"
     if lo > 0 or hi < 0:
         winner, loser = (a.label, b.label) if lo > 0 else (b.label, a.label)
         verdict = (f"{winner} is better than {loser}: the {pct} CI of the difference [{lo:+.4f}, {hi:+.4f}] "
-                   f"excludes 0 (paired bootstrap p = {p_value:.3g}).")
+                   f"excludes 0 (paired bootstrap {p_text}).")
     else:
         verdict = (f"No significant difference: {a.label} − {b.label} = {diff.mean():+.4f} is within its {pct} CI "
-                   f"[{lo:+.4f}, {hi:+.4f}], which contains 0 (paired bootstrap p = {p_value:.3g}).")
+                   f"[{lo:+.4f}, {hi:+.4f}], which contains 0 (paired bootstrap {p_text}).")
     return {
         "a": a.label, "b": b.label, "a_run": str(a.run_dir), "b_run": str(b.run_dir), "metric": metric,
         "n_images": int(len(keys_a)), "n_resamples": int(len(diff)), "seed": seed, "ci": ci,
