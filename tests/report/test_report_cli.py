@@ -122,6 +122,7 @@ def test_html_is_one_self_contained_file(out: Path) -> None:
     assert html.count("data:image/png;base64,") == len(list((out / "plots").glob("*.png")))
     assert 'class="sortable"' in html and 'class="filter"' in html
     assert html.count('<details class="run"') == 29  # one drill-down per finished run
+    assert html.count("<summary>Resolved config</summary>") == 29 and "<h4>Per class</h4>" in html
 
 
 def test_unknown_format_is_a_clear_error(sweep: Path, tmp_path: Path) -> None:

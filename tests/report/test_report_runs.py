@@ -98,6 +98,21 @@ def test_runs_that_differ_in_an_override_are_separate_variants(tmp_path: Path, w
     assert dice.to_dict() == pytest.approx({"a [adapter.rank=4]": 0.6, "a [adapter.rank=16]": 0.7})
 
 
+def test_a_run_with_an_undefined_metric_is_shown_undefined_not_missing(tmp_path: Path, write_run) -> None:
+    root = tmp_path / "outputs"
+    write_run(root, "glas", "a", "frozen", 0, 0.8)
+    run_dir = write_run(root, "glas", "b", "frozen", 0, 0.7)
+    doc = json.loads((run_dir / "metrics.json").read_text())
+    doc["test"]["metrics"]["Mean_Dice"] = None
+    doc["test"]["bootstrap"]["metrics"]["Mean_Dice"] = {"mean": None, "std": None, "ci_lower": None, "ci_upper": None}
+    (run_dir / "metrics.json").write_text(json.dumps(doc))
+    report = _report(root, tmp_path)
+    table = next(t for t in report.tables if t.name == "main_runs_frozen")
+    assert table.frame.set_index("Dataset").loc["glas", "b"] == "undefined"
+    assert report.document["missing_cells"]["runs"] == []
+    assert [r["model"] for r in report.document["model_ranks"]["runs"]] == ["a"]
+
+
 def test_unknown_metric_names_the_available_ones(sweep: Path, tmp_path: Path) -> None:
     with pytest.raises(DenseBenchError, match="--metric Dice_Typo.*Mean_Dice"):
         _report(sweep, tmp_path, metric="Dice_Typo")

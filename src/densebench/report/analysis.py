@@ -8,6 +8,7 @@ its variant (e.g. `uni [adapter.rank=8]`) when runs of the same model differ in 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,14 +25,14 @@ def aggregate(values: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     """Seeds of the same configuration merged: value = mean, std (ddof 1), n; CI = one seed's bootstrap
     CI, or for several seeds the envelope (lowest lower, highest upper bound) of theirs."""
     keys = [*KEY_COLUMNS, "metric"]
-    valid = values.dropna(subset=["value"])
-    cells = valid.groupby(keys, sort=False, dropna=False).agg(
-        value=("value", "mean"), std=("value", "std"), n=("value", "size"),
+    # a run whose metric is undefined (null) keeps its cell, with value NaN: it ran, unlike a missing cell
+    cells = values.groupby(keys, sort=False, dropna=False).agg(
+        value=("value", "mean"), std=("value", "std"), n=("value", "count"),
         ci_lower=("ci_lower", "min"), ci_upper=("ci_upper", "max"),
         input_size=("input_size", "first"), adapter_rank=("adapter_rank", "first"), params=("params", "first"),
     )
     # seed lists only where seeds were merged (a Python-level aggregation over every cell is slow)
-    merged = valid[valid.duplicated(keys, keep=False)]
+    merged = values[values.duplicated(keys, keep=False)]
     seeds = merged.groupby(keys, sort=False)["seed"].agg(lambda s: sorted(int(x) for x in s.dropna()))
     cells["seeds"] = seeds.reindex(cells.index)
     cells = cells.reset_index()
@@ -115,9 +116,9 @@ def strategy_summary(all_cells: pd.DataFrame, cells: pd.DataFrame, sota: pd.Data
         for strategy, count in counts.items():
             totals[strategy] = totals.get(strategy, 0) + count
     return {
-        "means": {s: {**{m: clean(v) for m, v in row.items()}, "n_cells": int(n_cells.get(s, 0))}
+        "means": {s: {**{m: jsonable(v) for m, v in row.items()}, "n_cells": int(n_cells.get(s, 0))}
                   for s, row in means.iterrows()},
-        "model_means": {e: {s: clean(v) for s, v in row.items()} for e, row in model_means.iterrows()},
+        "model_means": {e: {s: jsonable(v) for s, v in row.items()} for e, row in model_means.iterrows()},
         "wins": wins,
         "wins_total": dict(sorted(totals.items(), key=lambda kv: -kv[1])),
         "sota_strategy_counts": {str(k): int(v) for k, v in sota["strategy"].value_counts().items()} if len(sota) else {},
@@ -152,13 +153,20 @@ def missing_cells(cells: pd.DataFrame, failed: set[tuple[str, str, str]]) -> lis
     return out
 
 
-def clean(value: Any) -> Any:
-    """JSON-ready scalar: NaN → None, numpy → Python."""
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    return value
-
+def jsonable(obj: Any) -> Any:
+    """Plain JSON values: NaN → None, numpy scalars → Python, paths → str, containers recursively."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, pd.DataFrame):
+        return jsonable(obj.to_dict("records"))
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if math.isnan(obj) or math.isinf(obj) else float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

@@ -14,7 +14,7 @@ import pandas as pd
 import densebench
 from densebench.errors import DenseBenchError
 from densebench.report import analysis, plots
-from densebench.report.analysis import clean
+from densebench.report.analysis import jsonable
 from densebench.report.load import PUBLISHED, RUNS, Problem, Results
 from densebench.report.names import Catalog
 from densebench.report.stats import Arm, friedman, paired_bootstrap
@@ -66,14 +66,28 @@ def _grid_json(cells: pd.DataFrame) -> dict[str, Any]:
     best = cells["value"] == cells.groupby(["strategy", "dataset"])["value"].transform("max")
     for r, is_best in zip(cells.itertuples(), best):
         out.setdefault(r.strategy, {}).setdefault(r.dataset, {})[r.entry] = {
-            "value": clean(r.value), "ci_lower": clean(r.ci_lower), "ci_upper": clean(r.ci_upper),
-            "std": clean(r.std), "n_seeds": int(r.n), "best": bool(is_best),
+            "value": jsonable(r.value), "ci_lower": jsonable(r.ci_lower), "ci_upper": jsonable(r.ci_upper),
+            "std": jsonable(r.std), "n_seeds": int(r.n), "best": bool(is_best),
         }
     return out
 
 
 def _problem_cells(problems: list[Problem]) -> dict[tuple[str, str, str], str]:
     return {(p.dataset, p.model, p.strategy): f"{p.status}: {p.error}" for p in problems}
+
+
+class _View:
+    """One source's cells with the orders and labels every table of it shares."""
+
+    def __init__(self, source: str, cells: pd.DataFrame, catalog: Catalog, problems: dict[tuple[str, str, str], str]) -> None:
+        self.source, self.cells, self.problems = source, cells, problems
+        self.title = SOURCE_TITLE[source]
+        self.datasets = analysis.dataset_order(cells, catalog)
+        self.strategies = analysis.strategy_order(cells, catalog)
+        self.ranks = analysis.model_ranks(cells)
+        self.entries = list(self.ranks["entry"]) + sorted(set(cells["entry"]) - set(self.ranks["entry"]))
+        self.labels = dict(zip(cells["entry"], cells["label"]))
+        self.strategy_labels = {s: catalog.display("strategy", s) for s in self.strategies}
 
 
 class _Builder:
@@ -106,91 +120,92 @@ class _Builder:
 
     # --- per source -------------------------------------------------------------------------------------------
     def source(self, source: str) -> None:
-        cells = self.cells[self.cells["source"] == source]
-        title = SOURCE_TITLE[source]
-        problems = _problem_cells(self.results.problems) if source == RUNS else {}
-        datasets = analysis.dataset_order(cells, self.catalog)
-        strategies = analysis.strategy_order(cells, self.catalog)
-        ranks = analysis.model_ranks(cells)
-        entries = list(ranks["entry"]) + sorted(set(cells["entry"]) - set(ranks["entry"]))
-        labels = dict(zip(cells["entry"], cells["label"]))
-        strategy_labels = {s: self._d("strategy", s) for s in strategies}
-        section = f"Main tables ({title})"
-        for strategy in strategies:
-            failed = {(d, m): e for (d, m, s), e in problems.items() if s == strategy}
-            self.tables.append(grid_table(
-                f"main_{source}_{strategy}", f"{self._d('strategy', strategy)}: {self.metric} ({title})", section,
-                cells[cells["strategy"] == strategy], datasets, entries, self.catalog, failed,
-                note="Bold: best model of the dataset. Value [95% bootstrap CI]; several seeds: mean ± std (n)."))
-        categories = sorted({self.catalog.category(d) for d in datasets}, key=lambda c: analysis.category_sort_key(c))
-        if len(categories) > 1:
-            for category in categories:
-                in_category = [d for d in datasets if self.catalog.category(d) == category]
-                for strategy in strategies:
-                    failed = {(d, m): e for (d, m, s), e in problems.items() if s == strategy}
-                    self.tables.append(grid_table(
-                        f"category_{source}_{category.lower()}_{strategy}",
-                        f"{category} datasets, {self._d('strategy', strategy)}: {self.metric} ({title})",
-                        f"Per category ({title})", cells[cells["strategy"] == strategy], in_category, entries,
-                        self.catalog, failed))
-        leaderboard = f"Leaderboard ({title})"
+        v = _View(source, self.cells[self.cells["source"] == source], self.catalog,
+                  _problem_cells(self.results.problems) if source == RUNS else {})
+        sota = analysis.dataset_sota(v.cells)
+        summary = analysis.strategy_summary(self.all_cells[self.all_cells["source"] == source], v.cells, sota)
+        self.leaderboard(v, sota, summary)
+        self.main_tables(v)
+        statistics = self.statistics(source, v.cells, v.labels, v.strategy_labels)
+        scaling = self.source_plots(v)
+        self.doc.setdefault("dataset_sota", {})[source] = {
+            r.dataset: {"model": r.model, "variant": r.variant, "strategy": r.strategy, "value": jsonable(r.value),
+                        "ci_lower": jsonable(r.ci_lower), "ci_upper": jsonable(r.ci_upper), "n_seeds": r.n,
+                        "tied_with": r.tied_with} for r in sota.itertuples()}
+        self.doc.setdefault("model_ranks", {})[source] = [
+            {"model": r.entry, "base_model": r.model, "variant": r.variant, "display_name": r.label,
+             "avg_rank": jsonable(r.avg_rank), "n_cells": int(r.n_cells),
+             "by_category": {c: jsonable(v.ranks.loc[r.Index, c]) for c in v.ranks.attrs.get("categories", [])}}
+            for r in v.ranks.itertuples()]
+        self.doc.setdefault("strategy_summary", {})[source] = summary
+        self.doc.setdefault("main_tables", {})[source] = _grid_json(v.cells)
+        self.doc.setdefault("statistics", {})[source] = statistics
+        self.doc.setdefault("scaling", {})[source] = scaling
+        self.doc.setdefault("missing_cells", {})[source] = analysis.missing_cells(v.cells, set(v.problems))
+        self.doc.setdefault("categories", {}).update({d: self.catalog.category(d) for d in v.datasets})
+        self.doc.setdefault("counts", {})[source] = {
+            "results": int(self.results.values.loc[self.results.values["source"] == source, "run"].nunique()),
+            "cells": int(len(v.cells)), "datasets": len(v.datasets), "models": int(v.cells["model"].nunique()),
+            "strategies": len(v.strategies)}
+
+    def leaderboard(self, v: _View, sota: pd.DataFrame, summary: dict[str, Any]) -> None:
+        section = f"Leaderboard ({v.title})"
         self.tables.append(ranks_table(
-            f"model_ranks_{source}", f"Average rank over (dataset, strategy) cells ({title})", leaderboard, ranks,
+            f"model_ranks_{v.source}", f"Average rank over (dataset, strategy) cells ({v.title})", section, v.ranks,
             note=f"Within each cell models are ranked by {self.metric} (1 = best, ties share the average rank); "
                  "category columns average the ranks of that category's cells."))
-        sota = analysis.dataset_sota(cells)
         self.tables.append(sota_table(
-            f"dataset_sota_{source}", f"Best cell per dataset ({title})", leaderboard, sota,
-            analysis.best_per_strategy(cells), strategies, datasets, self.catalog))
-        summary = analysis.strategy_summary(self.all_cells[self.all_cells["source"] == source], cells, sota)
-        metrics = list(dict.fromkeys(self.results.values["metric"]))
+            f"dataset_sota_{v.source}", f"Best cell per dataset ({v.title})", section, sota,
+            analysis.best_per_strategy(v.cells), v.strategies, v.datasets, self.catalog))
         self.tables.append(strategy_means_table(
-            f"strategy_means_{source}", f"Mean per strategy over models and datasets ({title})", leaderboard,
-            summary, strategies, metrics, self.catalog))
+            f"strategy_means_{v.source}", f"Mean per strategy over models and datasets ({v.title})", section,
+            summary, v.strategies, list(dict.fromkeys(self.results.values["metric"])), self.catalog))
         self.tables.append(matrix_table(
-            f"model_strategy_means_{source}", f"Mean {self.metric} per model and strategy over datasets ({title})",
-            leaderboard, summary["model_means"], entries, strategies, labels, strategy_labels, "Model"))
+            f"model_strategy_means_{v.source}", f"Mean {self.metric} per model and strategy over datasets ({v.title})",
+            section, summary["model_means"], v.entries, v.strategies, v.labels, v.strategy_labels, "Model"))
         if summary["wins"]:
             won = "Datasets won (best cell)"
             wins = {**summary["wins"], "Total": summary["wins_total"], won: summary["sota_strategy_counts"]}
             self.tables.append(matrix_table(
-                f"strategy_wins_{source}", f"Which strategy wins how often, per model ({title})", leaderboard, wins,
-                [*[e for e in entries if e in summary["wins"]], "Total", won], strategies, labels, strategy_labels,
-                "Model", digits=None, note="A win: the best strategy of one (dataset, model) pair among those run "
-                "(tied strategies each win); the last row counts datasets whose best cell uses the strategy."))
+                f"strategy_wins_{v.source}", f"Which strategy wins how often, per model ({v.title})", section, wins,
+                [*[e for e in v.entries if e in summary["wins"]], "Total", won], v.strategies, v.labels,
+                v.strategy_labels, "Model", digits=None, note="A win: the best strategy of one (dataset, model) pair "
+                "among those run (tied strategies each win); the last row counts datasets whose best cell uses it."))
             self.tables[-1].footer = 2
-        statistics = self.statistics(source, cells, labels, strategy_labels)
-        self.plot(f"strategy_boxplots_{source}", f"{self.metric} by strategy per dataset ({title})", f"Plots ({title})",
-                  lambda path: plots.strategy_boxplots(cells, datasets, strategies, self.catalog, self.metric, path))
-        scaling = plots.scaling(cells, strategies)
+
+    def main_tables(self, v: _View) -> None:
+        """Per strategy datasets × models, then the same per dataset category (when there are several)."""
+        categories = sorted({self.catalog.category(d) for d in v.datasets}, key=analysis.category_sort_key)
+        groups = [("", f"Main tables ({v.title})", v.datasets)]
+        if len(categories) > 1:
+            groups += [(c, f"Per category ({v.title})", [d for d in v.datasets if self.catalog.category(d) == c])
+                       for c in categories]
+        for category, section, datasets in groups:
+            for strategy in v.strategies:
+                failed = {(d, m): e for (d, m, s), e in v.problems.items() if s == strategy}
+                name = f"main_{v.source}_{strategy}" if not category else f"category_{v.source}_{category.lower()}_{strategy}"
+                prefix = f"{category} datasets, " if category else ""
+                self.tables.append(grid_table(
+                    name, f"{prefix}{self._d('strategy', strategy)}: {self.metric} ({v.title})", section,
+                    v.cells[v.cells["strategy"] == strategy], datasets, v.entries, self.catalog, failed,
+                    note="" if category else "Bold: best model of the dataset. Value [95% bootstrap CI]; several "
+                    "seeds: mean ± std (n)."))
+
+    def source_plots(self, v: _View) -> dict[str, Any]:
+        """Strategy box plots and the scaling analysis (returned for report.json)."""
+        section = f"Plots ({v.title})"
+        self.plot(f"strategy_boxplots_{v.source}", f"{self.metric} by strategy per dataset ({v.title})", section,
+                  lambda path: plots.strategy_boxplots(v.cells, v.datasets, v.strategies, self.catalog, self.metric, path))
+        scaling = plots.scaling(v.cells, v.strategies)
         note = ""
         if scaling["skipped_no_params"]:
-            where = ("add published_params to configs/model/<name>.yaml" if source == PUBLISHED
+            where = ("add published_params to configs/model/<name>.yaml" if v.source == PUBLISHED
                      else "their metrics.json has no model.params.backbone_total")
             note = f"Left out of the scaling analysis (no parameter count; {where}): " + ", ".join(scaling["skipped_no_params"])
-            self.notes.append(f"{title}: {note}")
-        self.plot(f"scaling_{source}", f"{self.metric} vs backbone parameters ({title})", f"Plots ({title})",
-                  lambda path: plots.scaling_plot(scaling, labels, self.catalog, self.metric, path), note)
-        failed_keys = set(problems)
-        self.doc.setdefault("dataset_sota", {})[source] = {
-            r.dataset: {"model": r.model, "variant": r.variant, "strategy": r.strategy, "value": clean(r.value),
-                        "ci_lower": clean(r.ci_lower), "ci_upper": clean(r.ci_upper), "n_seeds": r.n,
-                        "tied_with": r.tied_with} for r in sota.itertuples()}
-        self.doc.setdefault("model_ranks", {})[source] = [
-            {"model": r.entry, "base_model": r.model, "variant": r.variant, "display_name": r.label,
-             "avg_rank": clean(r.avg_rank), "n_cells": int(r.n_cells),
-             "by_category": {c: clean(ranks.loc[r.Index, c]) for c in ranks.attrs.get("categories", [])}}
-            for r in ranks.itertuples()]
-        self.doc.setdefault("strategy_summary", {})[source] = summary
-        self.doc.setdefault("main_tables", {})[source] = _grid_json(cells)
-        self.doc.setdefault("statistics", {})[source] = statistics
-        self.doc.setdefault("scaling", {})[source] = scaling
-        self.doc.setdefault("missing_cells", {})[source] = analysis.missing_cells(cells, failed_keys)
-        self.doc.setdefault("categories", {}).update({d: self.catalog.category(d) for d in datasets})
-        self.doc.setdefault("counts", {})[source] = {
-            "results": int(self.results.values.loc[self.results.values["source"] == source, "run"].nunique()),
-            "cells": int(len(cells)), "datasets": len(datasets), "models": int(cells["model"].nunique()),
-            "strategies": len(strategies)}
+            self.notes.append(f"{v.title}: {note}")
+        self.plot(f"scaling_{v.source}", f"{self.metric} vs backbone parameters ({v.title})", section,
+                  lambda path: plots.scaling_plot(scaling, v.labels, self.catalog, self.metric, path), note)
+        return scaling
 
     def statistics(self, source: str, cells: pd.DataFrame, labels: dict[str, str],
                    strategy_labels: dict[str, str]) -> dict[str, Any]:
@@ -245,7 +260,7 @@ class _Builder:
             "published_comparison", f"Runs vs published: {self.metric}", "Runs vs published", rows,
             {"dataset": "Dataset", "model": "Model", "strategy": "Strategy", "ours": "Ours", "published": "Published",
              "delta": "Δ (ours − published)", "overlap": "CIs overlap"}, data=data, label_columns=3))
-        self.doc["published_comparison"] = [{k: clean(v) for k, v in row.items()} for row in data.to_dict("records")]
+        self.doc["published_comparison"] = [{k: jsonable(v) for k, v in row.items()} for row in data.to_dict("records")]
 
     def per_class(self) -> None:
         pc = self.results.per_class
@@ -289,7 +304,7 @@ class _Builder:
                          **{m: fmt_cell(r.value, r.ci_lower, r.ci_upper, r.std, r.n) if (r := by_metric.get(m)) else "—"
                             for m in metrics}})
             doc.setdefault(dataset, {}).setdefault(strategy, {})[entry] = {
-                m: {"value": clean(r.value), "ci_lower": clean(r.ci_lower), "ci_upper": clean(r.ci_upper),
+                m: {"value": jsonable(r.value), "ci_lower": jsonable(r.ci_lower), "ci_upper": jsonable(r.ci_upper),
                     "n_seeds": int(r.n)} for m, r in by_metric.items()}
         self.tables.append(records_table(
             "instance_metrics", "Instance metrics (runs that computed them)", "Instance metrics", rows,

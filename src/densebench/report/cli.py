@@ -104,7 +104,8 @@ def main(argv: list[str]) -> int:
         written.append(html.write_html(report, out))
     console = Console(soft_wrap=True)
     counts = report.document.get("counts", {})
-    summary = ", ".join(f"{c['results']} {s} results" for s, c in counts.items())
+    summary = " and ".join(f"{c['results']} {s} results" if s == "published" else f"{c['results']} runs"
+                           for s, c in counts.items())
     console.print(f"report of {summary or 'no results'}: {len(report.tables)} tables, {len(report.plots)} plots "
                   f"in {time.perf_counter() - start:.1f} s", highlight=False)
     for note in report.notes:

@@ -17,16 +17,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from densebench.engine.rundir import semantic_overrides
 from densebench.errors import DenseBenchError
 from densebench.report.names import Catalog
 
 RUNS, PUBLISHED = "runs", "published"
 RUN_DIR_NAME = re.compile(r"^seed(?P<seed>\d+)(?:-(?P<digest>[0-9a-f]{8}))?$")
-# Overrides that name a run (already in its path) or change nothing in its results; the rest make a variant.
-NON_VARIANT_KEYS = {
-    "model", "adapter", "dataset", "seed", "force", "output_dir", "device", "progress", "dataset.root",
-    "model.weights", "train.num_workers", "dataset.cache_dir", "eval.window_batch",
-}
 KEY_COLUMNS = ["source", "dataset", "model", "strategy", "variant"]
 VALUE_COLUMNS = ["run", *KEY_COLUMNS, "seed", "metric", "value", "point", "ci_lower", "ci_upper",
                  "input_size", "adapter_rank", "params"]
@@ -74,17 +70,6 @@ def _num(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
     return float(value)
-
-
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def _semantic(overrides: list[str]) -> frozenset[str]:
-    return frozenset(
-        o.lstrip("+") for o in overrides
-        if _override_key(o) not in NON_VARIANT_KEYS and not _override_key(o).startswith("hydra")
-    )
 
 
 def _instance_metrics(block: Any) -> dict[str, tuple[float, float, float]]:
@@ -189,7 +174,7 @@ def find_runs(dirs: list[Path], exclude: Path | None = None) -> tuple[list[tuple
 def load_runs(dirs: list[Path], catalog: Catalog, exclude: Path | None = None) -> Results:
     """Every finished run under `dirs` as rows; display names and published keys recorded in runs are learned."""
     finished, problems = find_runs(dirs, exclude)
-    semantic = {run_dir: _semantic(list(doc["run"].get("overrides") or [])) for run_dir, doc in finished}
+    semantic = {run_dir: frozenset(semantic_overrides(list(doc["run"].get("overrides") or []))) for run_dir, doc in finished}
     # Overrides every run shares (e.g. a smoke sweep's train.epochs=2) tell no runs apart: leave them out.
     common = frozenset.intersection(*semantic.values()) if semantic else frozenset()
     rows, class_rows, instance_rows, details = [], [], [], {}

@@ -3,36 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pandas as pd
-
+from densebench.report.analysis import jsonable
 from densebench.report.build import Report
 from densebench.report.tables import Table
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain JSON values: NaN → null, numpy and pandas scalars → Python, paths → str."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, pd.DataFrame):
-        return jsonable(obj.to_dict("records"))
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if math.isnan(obj) or math.isinf(obj) else float(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is pd.NA:
-        return None
-    return obj
 
 
 def write_json(report: Report, out: Path) -> Path:

@@ -84,6 +84,9 @@ def grid_table(name: str, title: str, section: str, cells: pd.DataFrame, dataset
             if c is None:
                 texts.append("failed" if error else MISSING)
                 tips.append(error or "")
+            elif math.isnan(c.value):
+                texts.append("undefined")
+                tips.append("the run finished but the metric is undefined (null in metrics.json)")
             else:
                 texts.append(fmt_cell(c.value, c.ci_lower, c.ci_upper, c.std, c.n))
                 tips.append(f"seeds {c.seeds}" if c.n > 1 else "")
