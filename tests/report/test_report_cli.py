@@ -133,3 +133,10 @@ def test_unknown_format_is_a_clear_error(sweep: Path, tmp_path: Path) -> None:
 def test_paired_arm_with_several_seeds_asks_for_one(sweep: Path, tmp_path: Path) -> None:
     with pytest.raises(DenseBenchError, match=r"3 runs match \(seed0, seed1, seed2\); add /seedN"):
         main([str(sweep), "--out", str(tmp_path / "r"), "--no-plots", "--paired", "glas/b/lora", "glas/a/lora"])
+
+
+def test_ablation_plots_appear_only_when_runs_differ_in_rank_or_input_size(sweep: Path, tmp_path: Path) -> None:
+    assert main([str(sweep), "--out", str(tmp_path / "r"), "--format", "json"]) == 0
+    stems = {p.stem for p in (tmp_path / "r" / "plots").iterdir()}
+    assert "strategy_boxplots_runs" in stems
+    assert not stems & {"rank_ablation", "input_size"}

@@ -128,3 +128,22 @@ def test_paired_bootstrap_refuses_runs_on_different_test_images(tmp_path: Path) 
     b = _npz(tmp_path / "b", _binary_cms(3, np.zeros(3, dtype=int)), ["x", "y", "w"])
     with pytest.raises(DenseBenchError, match="same test images"):
         paired_bootstrap(Arm("A", a, "glas"), Arm("B", b, "glas"), "Mean_Dice")
+
+
+def test_scaling_correlates_parameters_with_means_over_shared_cells() -> None:
+    from densebench.report.plots import scaling
+
+    table = {}
+    for d, bonus in (("d1", 0.0), ("d2", 0.1)):
+        for m, v in zip("ABCD", (0.5, 0.6, 0.55, 0.7)):
+            table[(d, "frozen", m)] = v + bonus
+    table[("d3", "frozen", "A")] = 0.99  # only A has d3: left out of the means, or A would look best
+    cells = _cells(table)
+    cells["params"] = cells["model"].map({"A": 1e8, "B": 3e8, "C": 6e8, "D": None})
+    result = scaling(cells, ["frozen"])
+    assert result["skipped_no_params"] == ["D"]
+    assert result["points"]["frozen"] == {"A": [1e8, pytest.approx(0.55)], "B": [3e8, pytest.approx(0.65)],
+                                          "C": [6e8, pytest.approx(0.6)]}
+    expected = scipy_stats.spearmanr([1e8, 3e8, 6e8], [0.55, 0.65, 0.6])
+    assert result["by_strategy"]["frozen"]["rho"] == pytest.approx(expected.statistic)
+    assert result["overall"]["n_models"] == 3

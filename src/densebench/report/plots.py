@@ -46,14 +46,15 @@ def _save(fig: plt.Figure, path: Path, tight: bool = True) -> Path:
     return path.with_suffix(".png")
 
 
-def _grid(n: int, ncols: int = 6, size: tuple[float, float] = (2.6, 2.6)) -> tuple[plt.Figure, list[plt.Axes]]:
-    """n panels, laid out with fixed margins in inches (cheaper than tight layout for many panels)."""
+def _grid(n: int, title: str, ncols: int = 6, size: tuple[float, float] = (2.6, 2.6)) -> tuple[plt.Figure, list[plt.Axes]]:
+    """n panels under a title, laid out with fixed margins in inches (cheaper than tight layout for many panels)."""
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     width, height = size[0] * ncols, size[1] * nrows + 0.5
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
     fig.subplots_adjust(left=0.55 / width, right=1 - 0.15 / width, top=1 - 0.75 / height, bottom=0.8 / height,
                         hspace=0.75, wspace=0.35)
+    fig.suptitle(title)
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -65,7 +66,7 @@ def strategy_boxplots(cells: pd.DataFrame, datasets: list[str], strategies: list
     """Per dataset, the spread over models of each strategy's metric."""
     if cells.empty or len(strategies) == 0:
         return None
-    fig, axes = _grid(len(datasets))
+    fig, axes = _grid(len(datasets), f"{metric} by strategy (spread over models)")
     names = [catalog.display("strategy", s) for s in strategies]
     for ax, dataset in zip(axes, datasets):
         sub = cells[cells["dataset"] == dataset]
@@ -75,7 +76,6 @@ def strategy_boxplots(cells: pd.DataFrame, datasets: list[str], strategies: list
         ax.set_title(catalog.display("dataset", dataset))
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel(metric)
-    fig.suptitle(f"{metric} by strategy (spread over models)")
     return _save(fig, path, tight=False)
 
 
@@ -147,7 +147,7 @@ def _sweep_plot(cells: pd.DataFrame, x: str, others: list[str], catalog: Catalog
     if not groups:
         return None
     datasets = sorted({k[0] for k, _ in groups})
-    fig, axes = _grid(len(datasets), ncols=3, size=(4.0, 3.0))
+    fig, axes = _grid(len(datasets), f"{metric} vs {xlabel}", ncols=3, size=(4.0, 3.0))
     for ax, dataset in zip(axes, datasets):
         for key, g in groups:
             if key[0] != dataset:
@@ -163,6 +163,9 @@ def _sweep_plot(cells: pd.DataFrame, x: str, others: list[str], catalog: Catalog
                     ax.annotate(catalog.display("strategy", r.strategy), (g[x].min(), r.value), fontsize=6, color="grey")
         if log2:
             ax.set_xscale("log", base=2)
+        ticks = sorted(have.loc[have["dataset"] == dataset, x].unique())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.set_title(catalog.display("dataset", dataset))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
