@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from densebench.cli import config_dir
 from densebench.errors import DenseBenchError
 from densebench.report.cli import main
+from densebench.report.names import Catalog
 
 FORMATS = {"md": "report.md", "tex": "tables.tex", "html": "report.html", "json": "report.json", "csv": "csv"}
 
@@ -103,7 +105,8 @@ def test_paired_bootstrap_result_is_reported_plainly(out: Path) -> None:
 
 def test_markdown_bolds_the_best_cell_and_lists_the_failed_run(out: Path) -> None:
     text = (out / "report.md").read_text()
-    assert re.search(r"^\| glas \|.*\| \*\*0\.8500 \[0\.830, 0\.870\]\*\* \|", text, re.M)
+    glas = re.escape(Catalog.load(config_dir()).display("dataset", "glas"))  # tables print display names
+    assert re.search(rf"^\| {glas} \|.*\| \*\*0\.8500 \[0\.830, 0\.870\]\*\* \|", text, re.M)
     assert "RuntimeError: CUDA out of memory" in text
 
 
