@@ -76,7 +76,8 @@ def _instance_metrics(block: Any) -> dict[str, tuple[float, float, float]]:
     """{metric: (value, ci_lower, ci_upper)} from a `test.instance` block.
 
     Reads the layout of the semantic metrics ({metrics: {k: v}, bootstrap: {metrics: {k: {mean, ...}}}})
-    and also a flat one ({k: v} or {k: {mean, ci_lower, ci_upper}}).
+    and also a flat one ({k: v} or {k: {mean, ci_lower, ci_upper}}), where integers (counts such as
+    n_images) are not metrics.
     """
     if not isinstance(block, dict):
         return {}
@@ -84,7 +85,7 @@ def _instance_metrics(block: Any) -> dict[str, tuple[float, float, float]]:
         point = block["metrics"]
         boot = (block.get("bootstrap") or {}).get("metrics") or {}
     else:
-        point = {k: v for k, v in block.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        point = {k: v for k, v in block.items() if isinstance(v, float)}
         boot = {k: v for k, v in block.items() if isinstance(v, dict) and "mean" in v}
     out = {}
     for key in dict.fromkeys([*point, *boot]):
@@ -97,7 +98,7 @@ def _instance_metrics(block: Any) -> dict[str, tuple[float, float, float]]:
 def _identify(run_dir: Path) -> tuple[str, str, str, int | None]:
     """(dataset, model, strategy, seed) of a run directory without metrics: its config, else its path."""
     parts = run_dir.parts
-    dataset, model, strategy = (list(parts[-4:-1]) + ["?", "?", "?"])[:3] if len(parts) >= 4 else ("?", "?", "?")
+    dataset, model, strategy = parts[-4:-1] if len(parts) >= 4 else ("?", "?", "?")
     match = RUN_DIR_NAME.match(run_dir.name)
     seed = int(match.group("seed")) if match else None
     config_path = run_dir / "config.yaml"
