@@ -193,3 +193,49 @@ def open_npy(path: str | Path) -> np.ndarray:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
         raise DataError(f"{path}: cannot memory-map .npy ({type(exc).__name__}: {exc}); the file may be truncated") from None
+
+
+# --- Release layouts read by named regex groups, colour labels, metadata tables (gland/tissue releases) ---
+
+
+def find_matches(root: Path, pattern: str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[tuple[Path, dict[str, str]]]:
+    """Like `find_files`, but also return the regex's named groups (key, split, patient ...) per file."""
+    rx = re.compile(pattern, re.IGNORECASE)
+    out = []
+    for path in find_files(root, pattern, suffixes):
+        match = rx.search(path.relative_to(root).as_posix())
+        out.append((path, {k: v for k, v in match.groupdict().items() if v is not None}))
+    return out
+
+
+def read_colour_label(path: str | Path) -> np.ndarray:
+    """A colour-coded label as RGB (H, W, 3): palette indices resolved through the file's own palette."""
+    img = _open(Path(path))
+    if img.mode not in ("RGB", "P", "RGBA", "L"):
+        raise DataError(f"{path}: colour label of mode {img.mode} cannot be read as RGB colours")
+    return np.asarray(img.convert("RGB"))
+
+
+def read_class_ids(path: str | Path) -> np.ndarray:
+    """A mask that stores class ids directly (0..K-1, 255 = ignore) as uint8 (H, W)."""
+    raw = single_channel(read_label(path), str(path))
+    if raw.max(initial=0) > 255:
+        raise DataError(f"{path}: label values up to {int(raw.max())} do not fit class ids 0..254 (255 = ignore)")
+    return raw.astype(np.uint8)
+
+
+def read_table(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a CSV/TSV metadata file (delimiter by suffix; CRLF tolerated; header names stripped)."""
+    import csv
+
+    path = Path(path)
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f, delimiter=delimiter))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read table ({type(exc).__name__}: {exc})") from None
+    if not rows:
+        raise DataError(f"{path}: empty table")
+    header = [h.strip() for h in rows[0]]
+    return [{h: v.strip() for h, v in zip(header, row)} for row in rows[1:] if any(v.strip() for v in row)]

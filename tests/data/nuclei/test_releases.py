@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from tests.data.checks import assert_reads_as_released
 from tests.data.fixtures_nuclei import (
     MAKERS,
     build,
@@ -29,30 +30,10 @@ RELEASES = [(name, name, make) for name, make in MAKERS.items()] + [
 ]
 
 
-def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
-    """Two instance maps label the same pixel sets (ids may be renumbered)."""
-    if a.shape != b.shape or not np.array_equal(a > 0, b > 0):
-        return False
-    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
-    return len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
-
-
 @pytest.mark.parametrize("dataset,release,make", RELEASES, ids=[r[1] for r in RELEASES])
 def test_reader_returns_the_release_as_drawn(tmp_path, dataset, release, make):
     expected = make(tmp_path)
-    source = build(dataset, tmp_path)
-    samples = source.samples()
-    assert sorted(s.key for s in samples) == sorted(expected)
-    for sample in samples:
-        want, got = expected[sample.key], source.load(sample)
-        assert (sample.split, sample.group) == (want.split, want.group), sample.key
-        assert got.image.dtype == np.uint8 and np.array_equal(got.image, want.image), sample.key
-        assert got.mask.dtype == np.uint8 and np.array_equal(got.mask, want.mask), sample.key
-        if want.instances is None:
-            assert got.instances is None
-        else:
-            assert got.instances.dtype == np.int32 and same_partition(got.instances, want.instances), sample.key
-    assert source.has_instances == any(e.instances is not None for e in expected.values())
+    assert_reads_as_released(build(dataset, tmp_path), expected)
 
 
 def test_monuseg_fixture_uses_the_release_compressions(tmp_path):
