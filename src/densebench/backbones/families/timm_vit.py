@@ -1,10 +1,14 @@
-"""timm VisionTransformer family: UNI, Virchow, H-optimus, GigaPath, Lunit, Kaiko, ... and `demo_vit`.
+"""timm VisionTransformer family: UNI, UNI2-h, Virchow(2), CONCH v1/v1.5 trunks, GigaPath, H-optimus,
+Kaiko, Lunit, PathOrchestra and `demo_vit`.
 
-Every model that is "a timm ViT with these kwargs" is data in its config, not a class here.
+Every model that is "a timm ViT with these kwargs" is data in its config (`arch:` holds the
+`VisionTransformer` kwargs), not a class here. The checkpoints of these models are flat timm state
+dicts, so the only conversion is a clear error when the position grid differs from the config's.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import timm.layers
@@ -15,6 +19,7 @@ from torch import Tensor, nn
 
 from densebench.backbones import BACKBONES
 from densebench.backbones.base import Backbone
+from densebench.backbones.weights import pos_embed_mismatch
 
 # Keyword values that cannot live in YAML as objects: configs name them by string.
 _LAYER_NAMES = {"SwiGLUPacked": timm.layers.SwiGLUPacked, "SiLU": nn.SiLU, "GELU": nn.GELU}
@@ -28,13 +33,51 @@ def _resolve_layers(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class TimmViT(Backbone):
-    """A timm `VisionTransformer` returning last-layer (or selected) tokens after the final norm."""
+class TimmTokens(Backbone):
+    """Shared by timm-built trunks (`VisionTransformer`, `Eva`): tokens after the final norm, per layer."""
 
+    model: nn.Module
+
+    def _describe(self, cfg: DictConfig) -> None:
+        self.patch_size = self.model.patch_embed.patch_size[0]
+        self.embed_dim = self.model.embed_dim
+        self.num_prefix_tokens = self.model.num_prefix_tokens
+        self.num_blocks = len(self.model.blocks)
+        self.mean = tuple(cfg.mean)
+        self.std = tuple(cfg.std)
+        self._cfg = cfg
+
+    @property
+    def weights_module(self) -> nn.Module:
+        return self.model
+
+    def forward_tokens(self, x: Tensor) -> list[Tensor]:
+        if self.layers is None:
+            return [self.model.forward_features(x)]
+        inter = self.model.forward_intermediates(
+            x, indices=self.selected_blocks(self.num_blocks), norm=True, output_fmt="NLC",
+            intermediates_only=True, return_prefix_tokens=True,
+        )
+        return [patches if prefix is None else torch.cat([prefix, patches], dim=1) for patches, prefix in inter]
+
+    def check_pos_embed(self, file_pos: Tensor, num_file_prefix: int) -> None:
+        """Fail with the size to configure when the checkpoint's position grid is not the model's."""
+        own = self.model.pos_embed
+        own_prefix = 0 if self.model.no_embed_class else self.num_prefix_tokens
+        file_side = math.isqrt(file_pos.shape[-2] - num_file_prefix)
+        own_side = math.isqrt(own.shape[-2] - own_prefix)
+        if file_pos.shape[-2] - num_file_prefix != own.shape[-2] - own_prefix:
+            raise pos_embed_mismatch(self._cfg, "pos_embed", file_side, own_side, self.patch_size, "img_size")
+
+
+class TimmViT(TimmTokens):
+    """A timm `VisionTransformer` built from the config's kwargs, with dynamic image size."""
+
+    # Module paths relative to this Backbone; peft full-matches these regexes against module names.
     lora_targets = {
         "attn": r"model\.blocks\.\d+\.attn\.(qkv|proj)",
         "attn_mlp": r"model\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2))",
-        "all_linear": r"model\.blocks\.\d+\..*(qkv|proj|fc1|fc2)",
+        "all_linear": r"model\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2))",
     }
 
     def __init__(self, cfg: DictConfig, arch: dict[str, Any]) -> None:
@@ -42,31 +85,12 @@ class TimmViT(Backbone):
         kwargs = _resolve_layers(arch)
         kwargs.update(num_classes=0, dynamic_img_size=True)
         self.model = VisionTransformer(**kwargs)
-        self.patch_size = self.model.patch_embed.patch_size[0]
-        self.embed_dim = self.model.embed_dim
-        self.num_prefix_tokens = self.model.num_prefix_tokens
-        self.mean = tuple(cfg.mean)
-        self.std = tuple(cfg.std)
-        self._checkpoint_prefix = cfg.get("checkpoint_prefix") or ""
-
-    @property
-    def weights_module(self) -> nn.Module:
-        return self.model
+        self._describe(cfg)
 
     def convert_checkpoint(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-        prefix = self._checkpoint_prefix
-        if not prefix:
-            return state_dict
-        return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
-
-    def forward_tokens(self, x: Tensor) -> list[Tensor]:
-        if self.layers is None:
-            return [self.model.forward_features(x)]
-        inter = self.model.forward_intermediates(
-            x, indices=list(self.layers), norm=True, output_fmt="NLC", intermediates_only=True,
-            return_prefix_tokens=True,
-        )
-        return [patches if prefix is None else torch.cat([prefix, patches], dim=1) for patches, prefix in inter]
+        if "pos_embed" in state_dict:
+            self.check_pos_embed(state_dict["pos_embed"], 0 if self.model.no_embed_class else self.num_prefix_tokens)
+        return state_dict
 
 
 @BACKBONES.register("timm_vit")
