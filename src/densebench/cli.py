@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        Console(stderr=True).print(f"[red]error:[/red] unknown command '{name}'\n{usage()}", highlight=False)
+        print_error(DenseBenchError(f"unknown command '{name}'; see `densebench --help`"))
         sys.exit(2)
     module_name, func_name, _ = COMMANDS[name]
     try:
@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = getattr(module, func_name)(rest)
     except DenseBenchError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        print_error(exc)
         sys.exit(2)
     sys.exit(code or 0)
+
+
+def print_error(exc: BaseException) -> None:
+    """One line on stderr, never wrapped, so scripts and logs can grep it."""
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)

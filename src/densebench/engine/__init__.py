@@ -1,0 +1,1 @@
+"""Training and evaluation engine: plain functions driven by a resolved config."""

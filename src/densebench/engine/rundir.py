@@ -1,0 +1,117 @@
+"""Run directories that follow from the config, and files written atomically into them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+# Overrides that name the run's identity (already in the path) or change nothing in its results.
+IDENTITY_KEYS = {"model", "adapter", "dataset", "seed"}
+RUNTIME_KEYS = {
+    "force", "output_dir", "device", "progress", "dataset.root", "model.weights", "train.num_workers",
+    "dataset.cache_dir", "eval.window_batch",
+}
+
+
+def _key(override: str) -> str:
+    key = override.split("=", 1)[0].lstrip("+~")
+    return key
+
+
+def semantic_overrides(overrides: list[str]) -> list[str]:
+    """Overrides that change results, normalised and sorted (the digest input)."""
+    keep = [o.lstrip("+") for o in overrides if _key(o) not in IDENTITY_KEYS | RUNTIME_KEYS and not _key(o).startswith("hydra")]
+    return sorted(keep)
+
+
+def run_dir(cfg: DictConfig, overrides: list[str]) -> Path:
+    """`<output_dir>/<dataset>/<model>/<adapter>/seed<k>[-<digest of other overrides>]`."""
+    name = f"seed{cfg.seed}"
+    extra = semantic_overrides(overrides)
+    if extra:
+        name += "-" + hashlib.sha1("\n".join(extra).encode()).hexdigest()[:8]
+    return Path(str(cfg.output_dir)) / cfg.dataset.name / cfg.model.name / cfg.adapter.name / name
+
+
+def semantic_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without runtime-only keys: what must match for a resume to be valid."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for dotted in RUNTIME_KEYS:
+        parts = dotted.split(".")
+        node = data
+        for p in parts[:-1]:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    return data
+
+
+def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            d = first_difference(a.get(k), b.get(k), f"{prefix}{k}.")
+            if d:
+                return d
+        return None
+    return None if a == b else prefix.rstrip(".")
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def is_complete(run: Path) -> bool:
+    path = run / "metrics.json"
+    if not path.is_file():
+        return False
+    try:
+        return read_json(path).get("status") == "complete"
+    except (json.JSONDecodeError, OSError):
+        return False
+
+
+def git_commit() -> str | None:
+    """The checkout's commit when DenseBench runs from a git clone, else None."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

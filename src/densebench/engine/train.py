@@ -1,0 +1,278 @@
+"""One run, end to end: build, train with validation, select the best epoch, test, write metrics.json.
+
+An unfinished run directory resumes from `checkpoints/last.pt`; a finished one is skipped unless
+`force=true`. Only rank-free single-process training lives here; launchers wrap `execute`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import resource
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+import densebench
+from densebench.data.dataset import SegmentationDataset
+from densebench.data.transforms import build_train_transform
+from densebench.engine import checkpoint
+from densebench.engine.inference import Normalizer, Predictor, evaluate
+from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
+from densebench.engine.progress import RunProgress
+from densebench.engine.rundir import (
+    first_difference, git_commit, is_complete, read_json, run_dir, semantic_config, write_atomic, write_json,
+)
+from densebench.engine.setup import (
+    PRECISIONS, DataSplits, load_splits, resolve_device, resolve_input_size, resolve_precision, seed_everything,
+)
+from densebench.errors import ConfigError
+from densebench.metrics import summary, test_block
+from densebench.model import Segmenter, build_model
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items()}
+
+
+class Run:
+    """State of one run: config, directory, data, model, optimisation and bookkeeping."""
+
+    def __init__(self, cfg: DictConfig, overrides: list[str]) -> None:
+        self.cfg = cfg
+        self.overrides = list(overrides)
+        self.dir = run_dir(cfg, overrides)
+        self.ckpt_dir = self.dir / "checkpoints"
+        self.progress = RunProgress(cfg.get("progress", "auto"))
+
+    # ----- setup -------------------------------------------------------------------------------
+    def prepare_dir(self) -> bool:
+        """Returns True when the run may proceed (False: finished and not forced)."""
+        cfg = self.cfg
+        if is_complete(self.dir) and not cfg.force:
+            return False
+        if cfg.force and self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        saved = self.dir / "config.yaml"
+        current = semantic_config(cfg)
+        if saved.is_file() and (self.ckpt_dir / "last.pt").is_file():
+            previous = semantic_config(OmegaConf.load(saved))
+            diff = first_difference(previous, current)
+            if diff:
+                raise ConfigError(
+                    f"{self.dir} holds an unfinished run with a different config (at '{diff}'); "
+                    "add force=true to start it over or choose another output_dir"
+                )
+        OmegaConf.save(cfg, saved, resolve=True)
+        (self.dir / "error.json").unlink(missing_ok=True)
+        return True
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self.device = resolve_device(cfg.device)
+        self.precision = resolve_precision(cfg.train.precision, self.device)
+        self.autocast_dtype = PRECISIONS[self.precision]
+        seed_everything(int(cfg.seed))
+        self.data: DataSplits = load_splits(cfg)
+        write_json(self.dir / "splits.json", {k: [s.key for s in v] for k, v in self.data.splits.items()})
+        self.model: Segmenter = build_model(cfg, self.data.source.num_classes).to(self.device)
+        self.input_size = resolve_input_size(cfg, self.model.backbone)
+        self.normalize = Normalizer.for_backbone(self.model.backbone, self.device)
+        self.criterion = build_loss(cfg.train.loss, self.data.source.ignore_index)
+        load = self.data.source.load
+        self.train_set = SegmentationDataset(
+            self.data.splits["train"], load, build_train_transform(cfg.train.augment, self.input_size), int(cfg.seed)
+        )
+        self.eval_sets = {k: SegmentationDataset(self.data.splits[k], load) for k in ("val", "test")}
+        self.steps_per_epoch = math.ceil(len(self.train_set) / (cfg.train.batch_size * cfg.train.accumulate))
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.predictor = Predictor(
+            self.model, self.input_size, cfg.eval.mode, float(cfg.eval.overlap), int(cfg.eval.window_batch),
+            cfg.eval.blend, self.autocast_dtype,
+        )
+        self.start_epoch, self.best_value, self.best_epoch, self.epoch_seconds = 0, -math.inf, -1, []
+
+    def resume(self) -> None:
+        last = self.ckpt_dir / "last.pt"
+        if not last.is_file():
+            return
+        state = checkpoint.load(last, self.device)
+        self.model.load_trainable_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        checkpoint.set_rng_state(state["rng"])
+        self.start_epoch = int(state["epoch"]) + 1
+        self.best_value, self.best_epoch = float(state["best_value"]), int(state["best_epoch"])
+        self.epoch_seconds = list(state["epoch_seconds"])
+        self.progress.log(f"resuming {self.dir} at epoch {self.start_epoch + 1}")
+
+    # ----- loops -------------------------------------------------------------------------------
+    def loader(self, dataset: SegmentationDataset, train: bool, epoch: int = 0) -> DataLoader:
+        workers = int(self.cfg.train.num_workers)
+        gen = torch.Generator().manual_seed(int(self.cfg.seed) * 100_003 + epoch)
+        return DataLoader(
+            dataset, batch_size=int(self.cfg.train.batch_size) if train else 1, shuffle=train, generator=gen,
+            num_workers=workers, pin_memory=self.device.type == "cuda", drop_last=False,
+            persistent_workers=False,
+        )
+
+    def train_epoch(self, epoch: int) -> float:
+        cfg, model = self.cfg, self.model
+        model.train()
+        self.train_set.epoch = epoch
+        loader = self.loader(self.train_set, True, epoch)
+        accumulate = int(cfg.train.accumulate)
+        total, count = 0.0, 0
+        self.progress.start_steps(f"epoch {epoch + 1}", len(loader))
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(loader):
+            images = self.normalize(batch["image"].to(self.device, non_blocking=True))
+            masks = batch["mask"].to(self.device, non_blocking=True)
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                loss = self.criterion(model(images).float(), masks)
+            self.scaler.scale(loss / accumulate).backward()
+            if (i + 1) % accumulate == 0 or i + 1 == len(loader):
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], float(cfg.train.clip_grad))
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scheduler.step()
+            total += loss.item() * len(images)
+            count += len(images)
+            self.progress.step(f"loss {loss.item():.4f}")
+        return total / max(count, 1)
+
+    def evaluate(self, split: str) -> torch.Tensor:
+        dataset = self.eval_sets[split]
+        self.progress.start_steps(split, len(dataset))
+        return evaluate(
+            self.model, self.loader(dataset, False), self.predictor, self.normalize, self.data.source.num_classes,
+            self.data.source.ignore_index, self.device, on_item=self.progress.step,
+        )
+
+    def save_last(self, epoch: int) -> None:
+        checkpoint.save(self.ckpt_dir / "last.pt", {
+            "model": self.model.trainable_state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": checkpoint.rng_state(),
+            "epoch": epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
+            "epoch_seconds": self.epoch_seconds,
+        })
+
+    def fit(self) -> None:
+        cfg = self.cfg
+        epochs, select = int(cfg.train.epochs), cfg.train.select_metric
+        self.progress.start_epochs(epochs, self.start_epoch)
+        for epoch in range(self.start_epoch, epochs):
+            t0 = time.perf_counter()
+            loss = self.train_epoch(epoch)
+            self.epoch_seconds.append(time.perf_counter() - t0)
+            record = {"epoch": epoch + 1, "train_loss": loss, "lr": self.scheduler.get_last_lr()[-1],
+                      "train_s": self.epoch_seconds[-1]}
+            line = f"epoch {epoch + 1}/{epochs} loss {loss:.4f}"
+            if (epoch + 1) % int(cfg.train.val_every) == 0 or epoch + 1 == epochs:
+                val = _floats(summary(self.evaluate("val").sum(0)))
+                record["val"] = val
+                value = val[select] if not math.isnan(val[select]) else -math.inf
+                line += f" val {select} {val[select]:.4f}"
+                if value > self.best_value:
+                    self.best_value, self.best_epoch = value, epoch
+                    checkpoint.save(self.ckpt_dir / "best.pt", {"model": self.model.trainable_state_dict(), "epoch": epoch, "val": val})
+                    line += " *"
+            with (self.dir / "log.jsonl").open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            self.save_last(epoch)
+            self.progress.end_epoch(line)
+
+    def test(self) -> dict[str, Any]:
+        cfg = self.cfg
+        best = checkpoint.load(self.ckpt_dir / "best.pt", self.device)
+        self.model.load_trainable_state_dict(best["model"])
+        t0 = time.perf_counter()
+        cms = self.evaluate("test")
+        eval_s = time.perf_counter() - t0
+        keys = [s.key for s in self.data.splits["test"]]
+        buf = io.BytesIO()
+        np.savez_compressed(buf, cm=cms.cpu().numpy(), keys=np.array(keys))
+        write_atomic(self.dir / "confusion_per_image.npz", buf.getvalue())
+        bs = cfg.eval.bootstrap
+        return {
+            "eval_mode": cfg.eval.mode,
+            **test_block(cms, self.data.source.classes, int(bs.n), float(bs.ci), int(bs.seed)),
+            "eval_s": eval_s,
+            "best": best,
+        }
+
+
+def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
+    """Run (or resume, or skip) one configuration; returns the metrics record, or None if skipped."""
+    if int(cfg.train.epochs) < 1:
+        raise ConfigError(f"train.epochs={cfg.train.epochs}: a run needs at least one epoch")
+    run = Run(cfg, overrides)
+    if not run.prepare_dir():
+        run.progress.log(f"already finished: {run.dir / 'metrics.json'} (force=true reruns it)")
+        return read_json(run.dir / "metrics.json")
+    started, t_start = _now(), time.perf_counter()
+    run.build()
+    run.resume()
+    if run.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(run.device)
+    with run.progress:
+        run.fit()
+        test = run.test()
+    best = test.pop("best")
+    eval_s = test.pop("eval_s")
+    model_cfg = cfg.model
+    train_s = sum(run.epoch_seconds)
+    images = len(run.train_set) * len(run.epoch_seconds)
+    record = {
+        "schema_version": 1,
+        "status": "complete",
+        "run": {"dataset": cfg.dataset.name, "model": model_cfg.name, "adapter": cfg.adapter.name, "seed": int(cfg.seed),
+                "run_dir": str(run.dir.resolve()), "overrides": run.overrides, "started": started, "finished": _now()},
+        "code": {"version": densebench.__version__, "git_commit": git_commit()},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "data": {**run.data.facts(), "split": cfg.dataset.get("split_file") or cfg.dataset.get("split")},
+        "model": {
+            "name": model_cfg.name, "display_name": model_cfg.get("display_name"),
+            "published_key": model_cfg.get("published_key"), "pretrained": bool(model_cfg.get("pretrained", False)),
+            "weights": model_cfg.get("weights"), "variant": model_cfg.get("variant", "full"),
+            "patch_size": run.model.backbone.patch_size, "embed_dim": run.model.backbone.embed_dim,
+            "num_prefix_tokens": run.model.backbone.num_prefix_tokens, "input_size": run.input_size,
+            "params": run.model.parameter_counts(),
+        },
+        "test": test,
+        "val": {"select_metric": cfg.train.select_metric, "best_epoch": int(best["epoch"]) + 1, "best": best["val"]},
+        "timing": {
+            "epochs": int(cfg.train.epochs), "train_s_per_epoch": train_s / max(len(run.epoch_seconds), 1),
+            "train_images_per_s": images / train_s if train_s else None, "eval_s": eval_s,
+            "total_s": time.perf_counter() - t_start,
+        },
+        "memory": {
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_cuda_mb": torch.cuda.max_memory_allocated(run.device) / 2**20 if run.device.type == "cuda" else None,
+        },
+        "device": {
+            "type": run.device.type,
+            "name": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
+            "precision": run.precision, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        },
+    }
+    write_json(run.dir / "metrics.json", record)
+    return record
