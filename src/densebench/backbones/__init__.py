@@ -40,16 +40,18 @@ def build_backbone(cfg: DictConfig) -> Backbone:
     every tensor or fail naming what does not match.
     """
     builder = BACKBONES.get(cfg.family)
-    backbone = builder(cfg, arch_kwargs(cfg))
-    if cfg.get("layers") is not None:
-        backbone.layers = list(cfg.layers)
-        backbone.selected_blocks(backbone.num_blocks)  # fail on a bad index now, not mid-run
-    if cfg.get("pretrained", False):
+    path = None
+    if cfg.get("pretrained", False):  # find the weights before spending time and memory on the architecture
         if cfg.get("variant", "full") == "tiny" and not cfg.get("weights"):
             raise ConfigError(
                 "model.variant=tiny has no published weights; add model.pretrained=false (or model.weights=PATH)"
             )
         path = resolve_weights(cfg)
+    backbone = builder(cfg, arch_kwargs(cfg))
+    if cfg.get("layers") is not None:
+        backbone.layers = list(cfg.layers)
+        backbone.selected_blocks(backbone.num_blocks)  # fail on a bad index now, not mid-run
+    if path is not None:
         state = backbone.convert_checkpoint(select_checkpoint_keys(read_state_dict(path), cfg))
         load_strict(backbone.weights_module, state, f"model '{cfg.name}' weights {path}")
     return backbone

@@ -28,6 +28,12 @@ from densebench.backbones.weights import (
 from densebench.errors import ConfigError, WeightsError
 
 
+def wide_console() -> Console:
+    """Rich picks 80 columns when piped; these tables need more to stay readable in logs."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
 def human_count(n: int) -> str:
     return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.1f} M"
 
@@ -61,7 +67,7 @@ def models_main(argv: list[str]) -> int:
             str(r["patch_size"]), str(r["prefix_tokens"]), size, r["licence"] or "-", "yes" if r["gated"] else "no",
             where,
         )
-    Console().print(table)
+    wide_console().print(table)
     return 0
 
 
@@ -100,7 +106,7 @@ def check_model(cfg: DictConfig, hub_reason: str | None, timeout: float) -> dict
         override = weights_override(cfg)
         row["model.weights"] = str(override) if override else "not set"
     except WeightsError as exc:
-        override, row["model.weights"] = None, f"error: {exc}"
+        override, row["model.weights"] = None, f"error: {str(exc).split(';')[0]}"
     cached = hub_cache_lookup(cfg)
     row["hf_cache"] = str(cached) if cached else "not cached"
     if not (cfg.get("hub") or {}).get("repo_id"):
@@ -136,7 +142,7 @@ def doctor_main(argv: list[str]) -> int:
     for r in rows:
         status = f"[{style.get(r['status'], 'yellow')}]{r['status']}[/]"
         table.add_row(r["name"], status, r["model.weights"], r["hf_cache"], r["hub"])
-    console = Console()
+    console = wide_console()
     console.print(table, highlight=False)
     missing = [r for r in rows if r["status"] == "missing"]
     if missing:

@@ -80,13 +80,17 @@ def first_line(exc: BaseException) -> str:
 
 def unwrap_state_dict(obj: object, path: Path) -> dict[str, Tensor]:
     """Peel known wrapper dicts and DataParallel/compile prefixes off a loaded checkpoint."""
-    while isinstance(obj, dict) and not any(isinstance(v, Tensor) for v in obj.values()):
-        inner = next((obj[k] for k in WRAPPER_KEYS if k in obj and isinstance(obj[k], dict)), None)
+    while isinstance(obj, dict) and not all(isinstance(v, Tensor) for v in obj.values()):
+        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
         if inner is None:
             break
         obj = inner
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise WeightsError(f"{path} does not hold a state dict of tensors")
+        keys = ", ".join(map(str, list(obj)[:5])) if isinstance(obj, dict) else type(obj).__name__
+        raise WeightsError(
+            f"{path} does not hold a state dict of tensors (found: {keys}); "
+            f"expected a flat dict or one under {'/'.join(WRAPPER_KEYS)}"
+        )
     out = {}
     for key, value in obj.items():
         for prefix in ("module.", "_orig_mod."):
@@ -150,8 +154,11 @@ def model_page(cfg: DictConfig) -> str | None:
 
 def how_to_fix(cfg: DictConfig) -> str:
     page = model_page(cfg)
-    get = f"get the weights from {page}" if page else "get the weights"
-    return f"{get} and pass model.weights=PATH (a weights file or a folder holding it), or model.pretrained=false"
+    src = f" from {page}" if page else ""
+    get = f"download the weights{src}"
+    if cfg.get("gated"):
+        get = f"request access{src.replace(' from', ' at')} (gated repository) and set HF_TOKEN, or {get}"
+    return f"{get} and pass model.weights=PATH (a weights file or a folder holding it), or use model.pretrained=false"
 
 
 def weights_override(cfg: DictConfig) -> Path | None:
