@@ -38,7 +38,7 @@ class Backbone(nn.Module):
         num_prefix_tokens: CLS + register tokens ahead of the patch tokens.
         num_blocks: transformer blocks, the range `layers` indexes.
         mean, std: RGB normalisation the model's authors publish.
-        layers: indices of blocks whose tokens are returned (None = last block, after the final norm).
+        layers: indices of blocks whose tokens are returned, each after the final norm (None = last block).
         lora_targets: target-set name → regex over module paths (relative to this module) for peft.
     """
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -19,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import getproxies, proxy_bypass
 
 import torch
 from omegaconf import DictConfig
@@ -232,6 +234,9 @@ def hub_unavailable_reason(timeout: float = HUB_TIMEOUT_S) -> str | None:
     from huggingface_hub import constants
 
     url = urlparse(constants.ENDPOINT)
+    proxy = getproxies().get(url.scheme)
+    if proxy and not proxy_bypass(url.hostname or ""):
+        url = urlparse(proxy if "://" in proxy else f"http://{proxy}")  # requests go through the proxy
     host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
     outcome: list[str | None] = []
 
@@ -318,11 +323,19 @@ def probe_hub(cfg: DictConfig, timeout: float = HUB_TIMEOUT_S) -> HubStatus:
     return HubStatus(False, f"{hub.repo_id} has none of {', '.join(missing)}")
 
 
-def pos_embed_mismatch(cfg: DictConfig, key: str, file_grid: int, model_grid: int, patch: int, option: str) -> WeightsError:
-    """The error for a checkpoint trained at another resolution: say which size to configure."""
-    return WeightsError(
-        f"model '{cfg.name}': the checkpoint's {key} covers a {file_grid}x{file_grid} patch grid but the model is "
-        f"built for {model_grid}x{model_grid}; pass model.arch.{option}={file_grid * patch} (the size the weights "
+def check_position_grid(cfg: DictConfig, key: str, file_patches: int, model_patches: int, patch: int,
+                        option: str) -> None:
+    """Fail with the size to configure when a checkpoint was trained on another square patch grid.
+
+    Anything else (e.g. a file whose positions also cover register tokens) is left to the strict
+    load, which names the mismatching shapes.
+    """
+    side, model_side = math.isqrt(file_patches), math.isqrt(model_patches)
+    if file_patches == model_patches or side * side != file_patches:
+        return
+    raise WeightsError(
+        f"model '{cfg.name}': the checkpoint's {key} covers a {side}x{side} patch grid but the model is "
+        f"built for {model_side}x{model_side}; pass model.arch.{option}={side * patch} (the size the weights "
         "were trained at; inputs of any size still work)"
     )
 

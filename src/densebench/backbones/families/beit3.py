@@ -13,7 +13,6 @@ dependency next to timm 1.x, and it would also build the 369 M-parameter text si
 
 from __future__ import annotations
 
-import math
 import re
 from functools import partial
 from typing import Any
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 from densebench.backbones import BACKBONES
 from densebench.backbones.base import Backbone
 from densebench.backbones.families.timm_vit import TimmTokens
-from densebench.backbones.weights import pos_embed_mismatch
+from densebench.backbones.weights import check_position_grid
 
 # fairseq-style learned positions: token t uses row t + POSITION_OFFSET.
 POSITION_OFFSET = 2
@@ -88,10 +87,9 @@ class Beit3Vision(TimmTokens):
         return out
 
     def _check_positions(self, rows: Tensor) -> None:
-        own = self.model.pos_embed.shape[1]  # class token + patches
-        if rows.shape[0] - POSITION_OFFSET != own:
-            side = math.isqrt(rows.shape[0] - POSITION_OFFSET - 1)
-            raise pos_embed_mismatch(self._cfg, _POSITIONS, side, math.isqrt(own - 1), self.patch_size, "img_size")
+        own = self.model.pos_embed.shape[1] - 1  # patches (the first row is the class token's)
+        check_position_grid(self._cfg, _POSITIONS, rows.shape[0] - POSITION_OFFSET - 1, own, self.patch_size,
+                            "img_size")
 
 
 @BACKBONES.register("beit3")

@@ -8,7 +8,6 @@ dicts, so the only conversion is a clear error when the position grid differs fr
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import timm.layers
@@ -19,7 +18,7 @@ from torch import Tensor, nn
 
 from densebench.backbones import BACKBONES
 from densebench.backbones.base import Backbone
-from densebench.backbones.weights import pos_embed_mismatch
+from densebench.backbones.weights import check_position_grid
 
 # Keyword values that cannot live in YAML as objects: configs name them by string.
 _LAYER_NAMES = {"SwiGLUPacked": timm.layers.SwiGLUPacked, "SiLU": nn.SiLU, "GELU": nn.GELU}
@@ -60,14 +59,11 @@ class TimmTokens(Backbone):
         )
         return [patches if prefix is None else torch.cat([prefix, patches], dim=1) for patches, prefix in inter]
 
-    def check_pos_embed(self, file_pos: Tensor, num_file_prefix: int) -> None:
+    def check_pos_embed(self, file_pos: Tensor) -> None:
         """Fail with the size to configure when the checkpoint's position grid is not the model's."""
-        own = self.model.pos_embed
-        own_prefix = 0 if self.model.no_embed_class else self.num_prefix_tokens
-        file_side = math.isqrt(file_pos.shape[-2] - num_file_prefix)
-        own_side = math.isqrt(own.shape[-2] - own_prefix)
-        if file_pos.shape[-2] - num_file_prefix != own.shape[-2] - own_prefix:
-            raise pos_embed_mismatch(self._cfg, "pos_embed", file_side, own_side, self.patch_size, "img_size")
+        prefix = 0 if self.model.no_embed_class else self.num_prefix_tokens
+        check_position_grid(self._cfg, "pos_embed", file_pos.shape[-2] - prefix,
+                            self.model.pos_embed.shape[-2] - prefix, self.patch_size, "img_size")
 
 
 class TimmViT(TimmTokens):
@@ -89,7 +85,7 @@ class TimmViT(TimmTokens):
 
     def convert_checkpoint(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         if "pos_embed" in state_dict:
-            self.check_pos_embed(state_dict["pos_embed"], 0 if self.model.no_embed_class else self.num_prefix_tokens)
+            self.check_pos_embed(state_dict["pos_embed"])
         return state_dict
 
 

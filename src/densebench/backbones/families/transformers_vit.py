@@ -9,7 +9,6 @@ re-saved by transformers 5.x use renamed keys (and split the DINOv2 SwiGLU input
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -19,7 +18,7 @@ from torch import Tensor, nn
 
 from densebench.backbones import BACKBONES
 from densebench.backbones.base import Backbone
-from densebench.backbones.weights import pos_embed_mismatch
+from densebench.backbones.weights import check_position_grid
 
 # transformers 5.x name -> 4.x name (regex, replacement), verified against 5.24 and 4.57 module trees.
 _V5_RENAMES = [
@@ -94,11 +93,10 @@ class TransformersViT(Backbone):
     def convert_checkpoint(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         state = from_v5_names(state_dict, self.renames)
         key = "embeddings.position_embeddings"
-        if key in state:
+        if key in state:  # both hold the class token's row and the patch grid
             own = self.model.embeddings.position_embeddings
-            if state[key].shape[-2] != own.shape[-2]:  # both hold the class token's row and the patch grid
-                file_side, own_side = math.isqrt(state[key].shape[-2] - 1), math.isqrt(own.shape[-2] - 1)
-                raise pos_embed_mismatch(self._cfg, key, file_side, own_side, self.patch_size, "image_size")
+            check_position_grid(self._cfg, key, state[key].shape[-2] - 1, own.shape[-2] - 1, self.patch_size,
+                                "image_size")
         return state
 
 
