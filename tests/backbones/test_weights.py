@@ -81,11 +81,10 @@ def test_musk_positions_of_another_resolution_say_which_size_to_set(tmp_path):
 
 
 def test_musk_image_path_matches_torchscale_beit3(tmp_path):
-    torchscale = pytest.importorskip("torchscale", reason="torchscale is optional (pip install --no-deps torchscale)")
+    pytest.importorskip("torchscale", reason="torchscale is optional (pip install --no-deps torchscale fairscale)")
     from torchscale.architecture.config import EncoderConfig
     from torchscale.model.BEiT3 import BEiT3
 
-    assert torchscale
     args = EncoderConfig(img_size=64, patch_size=16, vocab_size=11, multiway=True, layernorm_embedding=False,
                          normalize_output=True, no_output_layer=True, encoder_embed_dim=32,
                          encoder_attention_heads=2, encoder_ffn_embed_dim=128, encoder_layers=2)

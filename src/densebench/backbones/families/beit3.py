@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from densebench.backbones import BACKBONES
 from densebench.backbones.base import Backbone
+from densebench.backbones.families._wrapped import lora_patterns
 from densebench.backbones.families.timm_vit import TimmTokens
 from densebench.backbones.weights import check_position_grid
 
@@ -49,11 +50,7 @@ _POSITIONS = "encoder.embed_positions.A.weight"
 class Beit3Vision(TimmTokens):
     """The BEiT-3 encoder's image path as a timm `Eva`; checkpoint keys are mapped from torchscale's names."""
 
-    lora_targets = {
-        "attn": r"model\.blocks\.\d+\.attn\.(q_proj|k_proj|v_proj|proj)",
-        "attn_mlp": r"model\.blocks\.\d+\.(attn\.(q_proj|k_proj|v_proj|proj)|mlp\.(fc1|fc2))",
-        "all_linear": r"model\.blocks\.\d+\.(attn\.(q_proj|k_proj|v_proj|proj)|mlp\.(fc1|fc2))",
-    }
+    lora_targets = lora_patterns(r"model\.blocks\.\d+", r"attn\.(q_proj|k_proj|v_proj|proj)", r"mlp\.(fc1|fc2)")
 
     def __init__(self, cfg: DictConfig, arch: dict[str, Any]) -> None:
         super().__init__()
@@ -72,7 +69,7 @@ class Beit3Vision(TimmTokens):
         for block in self.model.blocks:
             attn = block.attn
             attn.k_proj = nn.Linear(attn.k_proj.in_features, attn.k_proj.out_features, bias=True)
-        self._describe(cfg)
+        self._describe_timm(cfg)
 
     def convert_checkpoint(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         out = {}

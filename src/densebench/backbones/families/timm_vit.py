@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from densebench.backbones import BACKBONES
 from densebench.backbones.base import Backbone
+from densebench.backbones.families._wrapped import WrappedModel, lora_patterns
 from densebench.backbones.weights import check_position_grid
 
 # Keyword values that cannot live in YAML as objects: configs name them by string.
@@ -32,23 +33,12 @@ def _resolve_layers(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class TimmTokens(Backbone):
+class TimmTokens(WrappedModel):
     """Shared by timm-built trunks (`VisionTransformer`, `Eva`): tokens after the final norm, per layer."""
 
-    model: nn.Module
-
-    def _describe(self, cfg: DictConfig) -> None:
-        self.patch_size = self.model.patch_embed.patch_size[0]
-        self.embed_dim = self.model.embed_dim
-        self.num_prefix_tokens = self.model.num_prefix_tokens
-        self.num_blocks = len(self.model.blocks)
-        self.mean = tuple(cfg.mean)
-        self.std = tuple(cfg.std)
-        self._cfg = cfg
-
-    @property
-    def weights_module(self) -> nn.Module:
-        return self.model
+    def _describe_timm(self, cfg: DictConfig) -> None:
+        m = self.model
+        self._describe(cfg, m.patch_embed.patch_size[0], m.embed_dim, m.num_prefix_tokens, len(m.blocks))
 
     def forward_tokens(self, x: Tensor) -> list[Tensor]:
         if self.layers is None:
@@ -70,18 +60,14 @@ class TimmViT(TimmTokens):
     """A timm `VisionTransformer` built from the config's kwargs, with dynamic image size."""
 
     # Module paths relative to this Backbone; peft full-matches these regexes against module names.
-    lora_targets = {
-        "attn": r"model\.blocks\.\d+\.attn\.(qkv|proj)",
-        "attn_mlp": r"model\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2))",
-        "all_linear": r"model\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2))",
-    }
+    lora_targets = lora_patterns(r"model\.blocks\.\d+", r"attn\.(qkv|proj)", r"mlp\.(fc1|fc2)")
 
     def __init__(self, cfg: DictConfig, arch: dict[str, Any]) -> None:
         super().__init__()
         kwargs = _resolve_layers(arch)
         kwargs.update(num_classes=0, dynamic_img_size=True)
         self.model = VisionTransformer(**kwargs)
-        self._describe(cfg)
+        self._describe_timm(cfg)
 
     def convert_checkpoint(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         if "pos_embed" in state_dict:

@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import Tensor, nn
+from torch import Tensor
 
 from densebench.backbones import BACKBONES
 from densebench.backbones.base import Backbone
+from densebench.backbones.families._wrapped import WrappedModel, lora_patterns
 from densebench.backbones.weights import check_position_grid
 
 # transformers 5.x name -> 4.x name (regex, replacement), verified against 5.24 and 4.57 module trees.
@@ -34,6 +35,9 @@ _V5_VIT_MLP = [
     (r"^(encoder\.layer\.\d+)\.mlp\.fc1\.", r"\1.intermediate.dense."),
     (r"^(encoder\.layer\.\d+)\.mlp\.fc2\.", r"\1.output.dense."),
 ]
+# Module paths (relative to the Backbone) of the blocks and of the attention projections in a block.
+_LAYERS = r"model\.encoder\.layer\.\d+"
+_ATTENTION = r"attention\.(attention\.(query|key|value)|output\.dense)"
 _SWIGLU_V5 = re.compile(r"^(encoder\.layer\.\d+)\.mlp\.(gate_proj|up_proj)\.(weight|bias)$")
 
 
@@ -62,26 +66,16 @@ def from_v5_names(state: dict[str, Tensor], renames: list[tuple[str, str]]) -> d
     return out
 
 
-class TransformersViT(Backbone):
+class TransformersViT(WrappedModel):
     """Shared by the transformers families: tokens of `last_hidden_state` or of selected layers, final norm applied."""
 
-    model: nn.Module
     forward_kwargs: dict[str, Any] = {}
     renames: list[tuple[str, str]] = _V5_RENAMES
 
-    def _describe(self, cfg: DictConfig) -> None:
-        config = self.model.config
-        self.patch_size = config.patch_size
-        self.embed_dim = config.hidden_size
-        self.num_prefix_tokens = 1 + getattr(config, "num_register_tokens", 0)
-        self.num_blocks = config.num_hidden_layers
-        self.mean = tuple(cfg.mean)
-        self.std = tuple(cfg.std)
-        self._cfg = cfg
-
-    @property
-    def weights_module(self) -> nn.Module:
-        return self.model
+    def _describe_hf(self, cfg: DictConfig) -> None:
+        c = self.model.config
+        registers = getattr(c, "num_register_tokens", 0)
+        self._describe(cfg, c.patch_size, c.hidden_size, 1 + registers, c.num_hidden_layers)
 
     def forward_tokens(self, x: Tensor) -> list[Tensor]:
         if self.layers is None:
@@ -105,32 +99,20 @@ class HFViT(TransformersViT):
 
     forward_kwargs = {"interpolate_pos_encoding": True}
     renames = _V5_RENAMES + _V5_VIT_MLP
-    lora_targets = {
-        "attn": r"model\.encoder\.layer\.\d+\.attention\.(attention\.(query|key|value)|output\.dense)",
-        "attn_mlp": r"model\.encoder\.layer\.\d+\.(attention\.(attention\.(query|key|value)|output\.dense)"
-        r"|intermediate\.dense|output\.dense)",
-        "all_linear": r"model\.encoder\.layer\.\d+\.(attention\.(attention\.(query|key|value)|output\.dense)"
-        r"|intermediate\.dense|output\.dense)",
-    }
+    lora_targets = lora_patterns(_LAYERS, _ATTENTION, r"(intermediate|output)\.dense")
 
     def __init__(self, cfg: DictConfig, arch: dict[str, Any]) -> None:
         super().__init__()
         from transformers import ViTConfig, ViTModel
 
         self.model = ViTModel(ViTConfig(**arch), add_pooling_layer=False)
-        self._describe(cfg)
+        self._describe_hf(cfg)
 
 
 class HFDinov2(TransformersViT):
     """transformers DINOv2; `num_register_tokens > 0` selects `Dinov2WithRegistersModel` (same key names + registers)."""
 
-    lora_targets = {
-        "attn": r"model\.encoder\.layer\.\d+\.attention\.(attention\.(query|key|value)|output\.dense)",
-        "attn_mlp": r"model\.encoder\.layer\.\d+\.(attention\.(attention\.(query|key|value)|output\.dense)"
-        r"|mlp\.(fc1|fc2|weights_in|weights_out))",
-        "all_linear": r"model\.encoder\.layer\.\d+\.(attention\.(attention\.(query|key|value)|output\.dense)"
-        r"|mlp\.(fc1|fc2|weights_in|weights_out))",
-    }
+    lora_targets = lora_patterns(_LAYERS, _ATTENTION, r"mlp\.(fc1|fc2|weights_in|weights_out)")
 
     def __init__(self, cfg: DictConfig, arch: dict[str, Any]) -> None:
         super().__init__()
@@ -140,7 +122,7 @@ class HFDinov2(TransformersViT):
             self.model = Dinov2WithRegistersModel(Dinov2WithRegistersConfig(**arch))
         else:
             self.model = Dinov2Model(Dinov2Config(**{k: v for k, v in arch.items() if k != "num_register_tokens"}))
-        self._describe(cfg)
+        self._describe_hf(cfg)
 
 
 @BACKBONES.register("hf_vit")
