@@ -73,3 +73,8 @@ def test_lora_all_linear_targets_every_linear_layer_and_attn_mlp_adds_the_mlp(na
     assert targets["all_linear"] == linears
     assert targets["attn"] < targets["attn_mlp"] <= linears
     assert len(targets["attn_mlp"] - targets["attn"]) == 2 * backbone.num_blocks  # two MLP projections per block
+
+
+def test_an_unknown_layer_name_in_arch_is_a_config_error():
+    with pytest.raises(ConfigError, match="model.arch.mlp_layer=SwiGLU is not known"):
+        build_backbone(tiny_config("virchow", "arch.mlp_layer=SwiGLU"))

@@ -20,6 +20,7 @@ from densebench.backbones import BACKBONES
 from densebench.backbones.base import Backbone
 from densebench.backbones.families._wrapped import WrappedModel, lora_patterns
 from densebench.backbones.weights import check_position_grid
+from densebench.errors import ConfigError
 
 # Keyword values that cannot live in YAML as objects: configs name them by string.
 _LAYER_NAMES = {"SwiGLUPacked": timm.layers.SwiGLUPacked, "SiLU": nn.SiLU, "GELU": nn.GELU}
@@ -29,6 +30,8 @@ def _resolve_layers(kwargs: dict[str, Any]) -> dict[str, Any]:
     out = dict(kwargs)
     for key in ("mlp_layer", "act_layer"):
         if isinstance(out.get(key), str):
+            if out[key] not in _LAYER_NAMES:
+                raise ConfigError(f"model.arch.{key}={out[key]} is not known; use one of {', '.join(_LAYER_NAMES)}")
             out[key] = _LAYER_NAMES[out[key]]
     return out
 
