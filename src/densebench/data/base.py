@@ -50,6 +50,9 @@ class SegmentationSource:
         self.cfg = cfg
         self.classes: list[str] = list(cfg.classes)
         self.ignore_index: int = int(cfg.get("ignore_index", IGNORE_INDEX))
+        # (file, reason) for release files that `samples()` left out (e.g. an image without a mask):
+        # logged when listed, and a problem for `densebench data check`, so nothing is dropped silently.
+        self.excluded: list[tuple[str, str]] = []
 
     @property
     def num_classes(self) -> int:

@@ -59,7 +59,8 @@ def official_split(samples: Sequence[Sample], val_fraction: float, seed: int) ->
     out = {k: [s for s in samples if s.split == k] for k in SPLITS}
     if not out["val"]:
         carved = grouped_split(out["train"], (1 - val_fraction, val_fraction, 0.0), seed)
-        out["train"], out["val"] = carved["train"], carved["val"]
+        # _cut's rounding remainder lands in carved["test"]: it belongs to train, not dropped.
+        out["train"], out["val"] = carved["train"] + carved["test"], carved["val"]
     return out
 
 

@@ -81,6 +81,7 @@ class DataSplits:
             "ignore_index": self.source.ignore_index,
             "sizes": {k: len(v) for k, v in self.splits.items()},
             "fingerprint": digest,
+            "excluded": [{"file": str(f), "reason": r} for f, r in getattr(self.source, "excluded", [])],
         }
 
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 import densebench
+from densebench.data.cache import cached_loader
 from densebench.data.dataset import SegmentationDataset
 from densebench.data.transforms import build_train_transform
 from densebench.engine import checkpoint
@@ -92,7 +93,7 @@ class Run:
         self.input_size = resolve_input_size(cfg, self.model.backbone)
         self.normalize = Normalizer.for_backbone(self.model.backbone, self.device)
         self.criterion = build_loss(cfg.train.loss, self.data.source.ignore_index)
-        load = self.data.source.load
+        load = cached_loader(self.data.source, cfg.cache_dir) if cfg.get("cache_dir") else self.data.source.load
         self.train_set = SegmentationDataset(
             self.data.splits["train"], load, build_train_transform(cfg.train.augment, self.input_size), int(cfg.seed)
         )
@@ -195,9 +196,9 @@ class Run:
                     self.best_value, self.best_epoch = value, epoch
                     checkpoint.save(self.ckpt_dir / "best.pt", {"model": self.model.trainable_state_dict(), "epoch": epoch, "val": val})
                     line += " *"
+            self.save_last(epoch)  # before the log line: a logged epoch is always resumable
             with (self.dir / "log.jsonl").open("a") as f:
                 f.write(json.dumps(record) + "\n")
-            self.save_last(epoch)
             self.progress.end_epoch(line)
 
     def test(self) -> dict[str, Any]:

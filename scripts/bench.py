@@ -1,0 +1,9 @@
+#!/usr/bin/env python
+"""Benchmark one configuration's throughput and memory; same as `densebench bench` (see its --help)."""
+
+import sys
+
+from densebench.engine.bench import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

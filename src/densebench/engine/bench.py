@@ -1,0 +1,148 @@
+"""`densebench bench`: train-step and evaluation throughput and peak memory for one configuration.
+
+    densebench bench model=uni model.pretrained=false adapter=lora input_size=224 train.batch_size=8 \
+        --iters 5 --warmup 2 --eval-size 1000 --out bench.json
+
+Random inputs, the engine's own model/loss/optimiser/predictor; warm-up iterations excluded; the
+median over timed iterations; peak memory sampled during the timed region only (CPU RSS, or CUDA
+max allocated). Results say which machine produced them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import torch
+
+from densebench.config import compose
+from densebench.engine.inference import Normalizer, Predictor
+from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
+from densebench.engine.rundir import write_json
+from densebench.engine.setup import PRECISIONS, resolve_device, resolve_input_size, resolve_precision, seed_everything
+from densebench.model import build_model
+
+
+class PeakMemory:
+    """Peak resident memory (MB) of this process during a `with` block, sampled every 5 ms."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        proc = psutil.Process()
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, proc.memory_info().rss / 2**20)
+            time.sleep(0.005)
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.device.type == "cuda":
+            self.cuda_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, iters: int, warmup: int, device: torch.device) -> tuple[list[float], PeakMemory]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    with PeakMemory(device) as mem:
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+    return times, mem
+
+
+def bench(overrides: list[str], iters: int, warmup: int, eval_size: int | None, num_classes: int) -> dict:
+    cfg = compose(overrides)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.train.precision, device)
+    dtype = PRECISIONS[precision]
+    seed_everything(int(cfg.seed))
+    model = build_model(cfg, num_classes).to(device)
+    size = int(cfg.input_size) if cfg.input_size else resolve_input_size(cfg, model.backbone)
+    batch = int(cfg.train.batch_size)
+    normalize = Normalizer.for_backbone(model.backbone, device)
+    criterion = build_loss(cfg.train.loss, 255)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=max(1, iters + warmup))
+    images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
+    masks = torch.randint(0, num_classes, (batch, size, size), device=device)
+
+    def train_step() -> None:
+        model.train()
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = criterion(model(normalize(images)).float(), masks)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 5.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+
+    times, mem = _timed(train_step, iters, warmup, device)
+    s_iter = statistics.median(times)
+    result = {
+        "config": {"model": cfg.model.name, "variant": cfg.model.get("variant", "full"), "adapter": cfg.adapter.name,
+                   "input_size": size, "batch_size": batch, "precision": precision, "overrides": overrides},
+        "train": {"s_per_iter": s_iter, "images_per_s": batch / s_iter, "times": times,
+                  "peak_rss_mb": mem.peak_mb, "peak_cuda_mb": getattr(mem, "cuda_mb", None)},
+        "params": model.parameter_counts(),
+    }
+    if eval_size:
+        model.eval()
+        predictor = Predictor(model, size, cfg.eval.mode, float(cfg.eval.overlap), int(cfg.eval.window_batch),
+                              cfg.eval.blend, dtype)
+        image = normalize(torch.randint(0, 256, (1, 3, eval_size, eval_size), dtype=torch.uint8, device=device))
+        times, mem = _timed(lambda: predictor(image), max(1, iters // 2), 1, device)
+        s_img = statistics.median(times)
+        result["eval"] = {"image_size": eval_size, "mode": cfg.eval.mode, "overlap": float(cfg.eval.overlap),
+                          "window_batch": int(cfg.eval.window_batch), "s_per_image": s_img, "images_per_s": 1 / s_img,
+                          "times": times, "peak_rss_mb": mem.peak_mb, "peak_cuda_mb": getattr(mem, "cuda_mb", None)}
+    result["machine"] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "python": platform.python_version(), "host": platform.node(),
+    }
+    return result
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="densebench bench", description=__doc__.splitlines()[0])
+    p.add_argument("--iters", type=int, default=5, help="timed iterations (median reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    p.add_argument("--eval-size", type=int, default=None, help="also time whole-image inference at this side length")
+    p.add_argument("--num-classes", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None, help="write JSON here (printed otherwise)")
+    args, overrides = p.parse_known_args(argv)
+    result = bench(overrides, args.iters, args.warmup, args.eval_size, args.num_classes)
+    if args.out:
+        write_json(args.out, result)
+        print(f"wrote {args.out}")
+    else:
+        print(json.dumps(result, indent=2))
+    return 0
