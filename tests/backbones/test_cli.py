@@ -10,7 +10,9 @@ import torch
 from densebench.backbones.cli import doctor_main, models_main
 from densebench.errors import ConfigError
 
-from .support import PFMS, original_checkpoint, put_in_cache, save_checkpoint, shared_full_on_meta, tiny_config
+from tests.backbones.support import (
+    PFMS, original_checkpoint, put_in_cache, save_checkpoint, shared_full_on_meta, tiny_config,
+)
 
 
 def test_models_json_lists_the_17_pfms_with_sizes_from_the_built_architecture(capsys, offline_hf_cache):
@@ -61,3 +63,13 @@ def test_doctor_table_says_where_to_get_missing_weights(capsys, offline_hf_cache
 def test_doctor_rejects_an_override_without_a_single_model():
     with pytest.raises(ConfigError, match="exactly one model"):
         doctor_main(["model.weights=/x"])
+
+
+def test_run_without_weights_ends_with_the_one_line_weights_message(offline_hf_cache, tmp_path, capsys):
+    from densebench.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", f"output_dir={tmp_path}", "model=uni", "progress=plain"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "model 'uni'" in err and "https://huggingface.co/MahmoodLab/UNI" in err and "model.weights=PATH" in err

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from densebench.backbones.catalog import load_model_config
 
-from .support import ALL_MODELS, PFMS, shared_full_on_meta
+from tests.backbones.support import ALL_MODELS, PFMS, shared_full_on_meta
+from tests.conftest import shared_path
 
 REQUIRED = ("name", "display_name", "published_key", "family", "arch", "tiny", "published_params", "mean", "std",
             "default_input_size", "fixed_input_size", "hub", "gated", "licence", "variant", "pretrained", "weights",
             "layers")
-PUBLISHED = Path(__file__).resolve().parents[2] / ".." / "shared" / "published" / "pfm-densebench"
 
 
 def test_seventeen_pathology_foundation_models_are_configured():
@@ -37,9 +36,7 @@ def test_pfm_defaults_to_full_size_pretrained_weights_from_a_hub_repository(name
 
 
 def test_published_keys_are_the_keys_of_the_published_results():
-    if not PUBLISHED.is_dir():
-        pytest.skip(f"../shared/published not present: {PUBLISHED}")
-    frozen = json.loads((PUBLISHED / "frozen.json").read_text())
+    frozen = json.loads(shared_path("published", "pfm-densebench", "frozen.json").read_text())
     published_models = {model for per_dataset in frozen.values() for model in per_dataset}
     assert {load_model_config(n).published_key for n in PFMS} == published_models
 

@@ -13,7 +13,7 @@ from torch import nn
 from densebench.backbones import build_backbone
 from densebench.errors import ConfigError
 
-from .support import ALL_MODELS, randomize_, shared_tiny, tiny_config
+from tests.backbones.support import ALL_MODELS, randomize_, shared_tiny, tiny_config
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)

@@ -11,7 +11,9 @@ from densebench.backbones import build_backbone
 from densebench.backbones.weights import locate_local, read_state_dict, resolve_weights
 from densebench.errors import WeightsError
 
-from .support import FORMATS, PFMS, original_checkpoint, put_in_cache, save_checkpoint, tiny_config
+from tests.backbones.support import (
+    FORMATS, PFMS, original_checkpoint, put_in_cache, save_checkpoint, tiny_config,
+)
 
 
 def _input(cfg, backbone) -> torch.Tensor:

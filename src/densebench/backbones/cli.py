@@ -130,7 +130,11 @@ def check_model(cfg: DictConfig, hub_reason: str | None, timeout: float) -> dict
 def doctor_main(argv: list[str]) -> int:
     args, configs = parse_doctor_args(argv)
     needs_hub = not args.no_hub and any((c.get("hub") or {}).get("repo_id") for c in configs)
-    hub_reason = "not checked (--no-hub)" if args.no_hub else (hub_unavailable_reason(args.timeout) if needs_hub else None)
+    hub_reason = None
+    if args.no_hub:
+        hub_reason = "not checked (--no-hub)"
+    elif needs_hub:
+        hub_reason = hub_unavailable_reason(args.timeout)
     rows = [check_model(cfg, hub_reason, args.timeout) for cfg in configs]
     if args.json:
         print(json.dumps({"hf_token": token_state(), "models": rows}, indent=2))

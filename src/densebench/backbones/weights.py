@@ -286,7 +286,8 @@ def hub_download(cfg: DictConfig, looked: str) -> Path:
         except Exception as exc:
             reason = hub_error_reason(exc) or first_line(exc)
             raise WeightsError(
-                f"model '{cfg.name}': no weights found; {looked} and the hub ({hub.repo_id}: {reason}); {how_to_fix(cfg)}"
+                f"model '{cfg.name}': no weights found; {looked} and the hub ({hub.repo_id}: {reason}); "
+                f"{how_to_fix(cfg)}"
             ) from None
     raise WeightsError(
         f"model '{cfg.name}': no weights found; {looked} and the hub ({hub.repo_id} has none of {', '.join(missing)}); "

@@ -110,7 +110,7 @@ class HFViT(TransformersViT):
 
 
 class HFDinov2(TransformersViT):
-    """transformers DINOv2; `num_register_tokens > 0` selects `Dinov2WithRegistersModel` (same key names + registers)."""
+    """transformers DINOv2; `num_register_tokens > 0` selects `Dinov2WithRegistersModel` (same names + registers)."""
 
     lora_targets = lora_patterns(_LAYERS, _ATTENTION, r"mlp\.(fc1|fc2|weights_in|weights_out)")
 
