@@ -202,3 +202,15 @@ def load_full(name: str, *overrides: str):
 
     return load_model_config(name, list(overrides))
 
+
+
+def test_trunk_only_file_for_a_prefixed_release_says_how_to_load_it(tmp_path):
+    state, reference = original_checkpoint("conch", tiny_config("conch"))
+    trunk = {k.removeprefix("visual.trunk."): v for k, v in state.items() if k.startswith("visual.trunk.")}
+    path = save_checkpoint(trunk, tmp_path, "safetensors")
+    with pytest.raises(WeightsError, match="model.checkpoint_prefix=null"):
+        build_backbone(tiny_config("conch", "pretrained=true", f"weights={path}"))
+    loaded = build_backbone(tiny_config("conch", "pretrained=true", f"weights={path}", "checkpoint_prefix=null"))
+    x = torch.randn(1, 3, 32, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval().forward_tokens(x)[-1], reference(x))

@@ -122,6 +122,11 @@ def select_checkpoint_keys(state: dict[str, Tensor], cfg: DictConfig) -> dict[st
             ignored += 1
             continue
         kept[key] = value
+    if prefix and not kept and not ignored:
+        raise WeightsError(
+            f"model '{cfg.name}': no tensor of the checkpoint is under '{prefix}', where the official release keeps "
+            "the image trunk; for a file holding the trunk alone pass model.checkpoint_prefix=null"
+        )
     if outside or ignored:
         log.info(
             "model '%s': using %d tensors of the checkpoint; %d outside '%s', %d unused by the image path",
