@@ -34,13 +34,13 @@ class InstanceSettings:
     hausdorff: bool = True
 
     def __post_init__(self) -> None:
-        where = "eval.instance"
+        where = "instance scoring (eval.instance.* in a run, --options of `densebench evaluate --instances`)"
         if self.method not in METHODS:
-            raise ConfigError(f"{where}.method={self.method} is not known; use {' or '.join(METHODS)}")
+            raise ConfigError(f"{where}: method={self.method} is not known; use {' or '.join(METHODS)}")
         if self.connectivity not in (4, 8):
-            raise ConfigError(f"{where}.connectivity={self.connectivity}: use 4 or 8")
+            raise ConfigError(f"{where}: connectivity={self.connectivity}; use 4 or 8")
         if not 0.5 <= self.match_iou < 1:
-            raise ConfigError(f"{where}.match_iou={self.match_iou}: use a value in [0.5, 1) (below 0.5 matches stop being unique)")
+            raise ConfigError(f"{where}: match_iou={self.match_iou}; use a value in [0.5, 1) (below 0.5 matches stop being unique)")
         if self.min_size < 0 or self.detection_radius <= 0 or self.watershed_h <= 0:
             raise ConfigError(f"{where}: min_size must be >= 0, detection_radius and watershed_h > 0")
 
