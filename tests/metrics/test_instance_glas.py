@@ -15,20 +15,22 @@ def canvas(size: int = 40) -> np.ndarray:
     return np.zeros((size, size), np.int32)
 
 
-def test_a_square_shifted_by_three_pixels_is_three_pixels_away():
-    gt, pred = canvas(), canvas()
-    gt[5:15, 5:15] = 1
-    pred[5:15, 8:18] = 1
-    assert metrics_of(gt, pred)["Hausdorff_obj"] == pytest.approx(3.0)
+def shifted_square(pred: np.ndarray) -> None:
+    pred[5:16, 8:19] = 1  # the ground-truth square moved 3 px right
 
 
-def test_a_hole_in_the_prediction_counts_from_its_centre():
-    # A filled 11x11 square against the same square with a 5x5 hole: the hole's centre is 3 px from
-    # the ring, the ring lies inside the square. Boundary-only distances would miss it (0).
+def square_with_hole(pred: np.ndarray) -> None:
+    # The ground-truth square with a 5x5 hole: the hole's centre is 3 px from the ring, the ring lies
+    # inside the square. Boundary-only distances would miss it (0).
+    pred[5:16, 5:16] = 1
+    pred[8:13, 8:13] = 0
+
+
+@pytest.mark.parametrize("draw", [shifted_square, square_with_hole])
+def test_object_hausdorff_of_one_pair_is_their_known_distance(draw):
     gt, pred = canvas(), canvas()
-    gt[10:21, 10:21] = 1
-    pred[10:21, 10:21] = 1
-    pred[13:18, 13:18] = 0
+    gt[5:16, 5:16] = 1
+    draw(pred)
     assert metrics_of(gt, pred)["Hausdorff_obj"] == pytest.approx(3.0)
 
 

@@ -247,11 +247,12 @@ def _object_hausdorff(gt: Objects, pred: Objects, ov: Overlaps, for_gt: np.ndarr
         out["haus_undefined"] = gt.n + pred.n
         return out
     haus = _Hausdorff(gt.inst, pred.inst, gt.n, pred.n)
-    pairs = np.unique(np.stack([ov.gt[np.r_[for_gt, for_pred]], ov.pred[np.r_[for_gt, for_pred]]], 1), axis=0)
-    dist = {(int(g), int(p)): haus(int(g), int(p)) for g, p in pairs}
+    both = np.r_[for_gt, for_pred]  # each distinct (GT, prediction) pair is measured once
+    pairs, which = np.unique(np.stack([ov.gt[both], ov.pred[both]], 1), axis=0, return_inverse=True)
+    dist = np.array([haus(int(g), int(p)) for g, p in pairs])[which.ravel()]
     h_gt, h_pred = np.full(gt.n, np.nan), np.full(pred.n, np.nan)
-    h_gt[ov.gt[for_gt]] = [dist[int(g), int(p)] for g, p in zip(ov.gt[for_gt], ov.pred[for_gt])]
-    h_pred[ov.pred[for_pred]] = [dist[int(g), int(p)] for g, p in zip(ov.gt[for_pred], ov.pred[for_pred])]
+    h_gt[ov.gt[for_gt]] = dist[:for_gt.size]
+    h_pred[ov.pred[for_pred]] = dist[for_gt.size:]
     for i in np.flatnonzero(np.isnan(h_gt)):  # no overlap: the nearest object in Hausdorff distance
         h_gt[i] = haus.nearest(int(i), True)
     for j in np.flatnonzero(np.isnan(h_pred)):
