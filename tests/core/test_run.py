@@ -31,8 +31,9 @@ def metrics_files(root):
 def demo_run(tmp_path_factory):
     """The demo configuration, smaller: default model (demo_vit), adapter, dataset and train preset."""
     out = tmp_path_factory.mktemp("demo")
-    proc = densebench("run", f"output_dir={out}", "dataset.n_train=24", "dataset.n_val=4", "dataset.n_test=6",
-                      "train.epochs=6", "eval.bootstrap.n=200", "progress=plain", timeout=600)
+    proc = densebench("run", f"output_dir={out}", "dataset.n_train=16", "dataset.n_val=4", "dataset.n_test=6",
+                      "dataset.min_size=64", "dataset.max_size=96", "dataset.min_side=64", "train.epochs=6",
+                      "train.batch_size=4", "eval.bootstrap.n=200", "progress=plain", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (path,) = metrics_files(out)
     return proc, json.loads(path.read_text()), path.parent
@@ -56,7 +57,7 @@ def test_metrics_json_carries_the_documented_blocks(demo_run):
     _, record, run = demo_run
     assert record["schema_version"] == 1 and record["status"] == "complete"
     assert {"run", "code", "config", "data", "model", "test", "val", "timing", "memory", "device"} <= set(record)
-    assert record["data"]["sizes"] == {"train": 24, "val": 4, "test": 6}
+    assert record["data"]["sizes"] == {"train": 16, "val": 4, "test": 6}
     assert record["model"]["params"]["backbone_trainable"] == 0
     assert record["model"]["pretrained"] is False
     boot = record["test"]["bootstrap"]["metrics"]["Mean_Dice"]

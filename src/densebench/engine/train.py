@@ -42,6 +42,7 @@ from densebench.engine.setup import (
 )
 from densebench.errors import ConfigError
 from densebench.metrics import summary, test_block
+from densebench.metrics.instance import InstanceScorer
 from densebench.model import Segmenter, build_model
 
 
@@ -126,6 +127,9 @@ class Run:
             cfg.eval.blend, self.autocast_dtype,
         )
         self.start_epoch, self.best_value, self.best_epoch, self.epoch_seconds = 0, -math.inf, -1, []
+        source = self.data.source  # instance scoring is checked now, not after training
+        self.instance_scorer = (InstanceScorer.for_dataset(cfg.eval.instance, source.classes, source.ignore_index)
+                                if source.has_instances else None)
         self.net = ddp.wrap(self.model)  # what training calls: the model, or DDP around it
 
     def resume(self) -> None:
@@ -213,7 +217,7 @@ class Run:
             self.save_last(self.partial.epoch - 1, self.partial)
         raise preempt.Preempted(signum, f"{where} at epoch {self.partial.epoch + 1}" if self.partial else where)
 
-    def evaluate(self, split: str) -> torch.Tensor:
+    def evaluate(self, split: str, on_prediction=None) -> torch.Tensor:
         """(images, C, C) confusion matrices; validation is shared out among DDP ranks, the test runs on rank 0."""
         dataset = self.eval_sets[split]
         share = ddp.share_of(len(dataset)) if split != "test" else None
@@ -226,7 +230,7 @@ class Run:
 
         cms = evaluate(
             self.model, self.loader(items, False), self.predictor, self.normalize, self.data.source.num_classes,
-            self.data.source.ignore_index, self.device, on_item=on_item,
+            self.data.source.ignore_index, self.device, on_item=on_item, on_prediction=on_prediction,
         ) if len(items) else None
         return ddp.assemble(cms, share, len(dataset), self.data.source.num_classes)
 
@@ -271,19 +275,26 @@ class Run:
         best = checkpoint.load(self.ckpt_dir / "best.pt", self.device)
         self.model.load_trainable_state_dict(best["model"])
         t0 = time.perf_counter()
-        cms = self.evaluate("test")
+        scorer = self.instance_scorer
+        if scorer is not None:
+            scorer.rows.clear()
+        cms = self.evaluate("test", on_prediction=scorer)
         eval_s = time.perf_counter() - t0
         keys = [s.key for s in self.data.splits["test"]]
         buf = io.BytesIO()
         np.savez_compressed(buf, cm=cms.cpu().numpy(), keys=np.array(keys))
         write_atomic(self.dir / "confusion_per_image.npz", buf.getvalue())
         bs = cfg.eval.bootstrap
-        return {
+        out = {
             "eval_mode": cfg.eval.mode,
             **test_block(cms, self.data.source.classes, int(bs.n), float(bs.ci), int(bs.seed)),
             "eval_s": eval_s,
             "best": best,
         }
+        if scorer is not None:  # sources without instance maps get no block at all (absent, not zero)
+            out["instance"] = scorer.block(int(bs.n), float(bs.ci), int(bs.seed), eval_mode=cfg.eval.mode)
+            write_atomic(self.dir / "instance_per_image.csv", scorer.per_image_csv(keys))
+        return out
 
 
 def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:

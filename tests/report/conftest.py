@@ -1,0 +1,138 @@
+"""Fixture run directories written exactly as docs/metrics-schema.md describes them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+METRICS = ("mIoU", "Pixel_Accuracy", "Mean_Accuracy", "Frequency_Weighted_IoU", "Mean_Dice", "Mean_Precision",
+           "Mean_Recall", "Mean_F1")
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+PUBLISHED = SHARED / "published" / "pfm-densebench"
+
+
+def run_path(root: Path, dataset: str, model: str, adapter: str, seed: int, overrides: Sequence[str] = ()) -> Path:
+    """The engine's layout: <root>/<dataset>/<model>/<adapter>/seed<k>[-<digest of other overrides>]."""
+    name = f"seed{seed}"
+    if overrides:
+        name += "-" + hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()[:8]
+    return root / dataset / model / adapter / name
+
+
+def metrics_document(dataset: str, model: str, adapter: str, seed: int, dice: float, run_dir: Path, *,
+                     overrides: Sequence[str] = (), ci: float = 0.02, input_size: int = 224, rank: int | None = None,
+                     params: int | None = 1_000_000, classes: Sequence[str] = ("background", "gland"),
+                     class_dice: Sequence[float] | None = None, instance: dict[str, Any] | None = None,
+                     display_name: str | None = None, published_key: str | None = None) -> dict[str, Any]:
+    """A complete metrics.json (schema version 1) whose Mean_Dice bootstrap mean is `dice`."""
+    values = {m: dice - 0.01 * i for i, m in enumerate(METRICS)}
+    values["Mean_Dice"] = dice
+    class_dice = list(class_dice) if class_dice is not None else [dice] * len(classes)
+    adapter_cfg: dict[str, Any] = {"name": adapter}
+    if rank is not None:
+        adapter_cfg["rank"] = rank
+    test: dict[str, Any] = {
+        "n_images": 4, "eval_mode": "slide",
+        "metrics": {m: v + 0.001 for m, v in values.items()},
+        "bootstrap": {"n_resamples": 1000, "ci": 0.95, "seed": 0,
+                      "metrics": {m: {"mean": v, "std": ci / 2, "ci_lower": v - ci, "ci_upper": v + ci} for m, v in values.items()}},
+        "per_class": {c: {"IoU": d * 0.8, "Dice": d, "Precision": d, "Recall": d, "F1": d, "gt_pixels": 100, "pred_pixels": 90}
+                      for c, d in zip(classes, class_dice)},
+    }
+    if instance is not None:
+        test["instance"] = instance
+    return {
+        "schema_version": 1, "status": "complete",
+        "run": {"dataset": dataset, "model": model, "adapter": adapter, "seed": seed, "run_dir": str(run_dir),
+                "overrides": [f"model={model}", f"adapter={adapter}", f"dataset={dataset}", f"seed={seed}", *overrides],
+                "started": "2026-01-01T00:00:00", "finished": "2026-01-01T00:10:00"},
+        "code": {"version": "0.1.0", "git_commit": None},
+        "config": {"seed": seed, "input_size": input_size, "model": {"name": model, "display_name": display_name,
+                                                                       "published_key": published_key},
+                   "adapter": adapter_cfg, "dataset": {"name": dataset, "classes": list(classes)}},
+        "data": {"num_classes": len(classes), "class_names": list(classes), "ignore_index": 255, "split": "official",
+                 "sizes": {"train": 8, "val": 2, "test": 4}, "fingerprint": "0123456789abcdef"},
+        "model": {"name": model, "display_name": display_name, "published_key": published_key, "pretrained": False,
+                  "weights": None, "patch_size": 16, "embed_dim": 64, "num_prefix_tokens": 1, "input_size": input_size,
+                  "params": {"backbone_total": params, "backbone_trainable": 0, "adapter": 0, "adapter_trainable": 0,
+                             "decoder": 10, "trainable_total": 10, "total": (params or 0) + 10}},
+        "test": test,
+        "val": {"select_metric": "Mean_Dice", "best_epoch": 1, "best": {"Mean_Dice": dice}},
+        "timing": {"epochs": 1, "train_s_per_epoch": 1.0, "train_images_per_s": 8.0, "eval_s": 0.5, "total_s": 2.0},
+        "memory": {"peak_rss_mb": 100.0, "peak_cuda_mb": None},
+        "device": {"type": "cpu", "name": "cpu", "precision": "fp32", "torch": "2.14.1", "threads": 2},
+    }
+
+
+@pytest.fixture(scope="session")
+def write_run() -> Callable[..., Path]:
+    """write_run(root, dataset, model, adapter, seed, dice, **metrics_document options, cm=None, keys=None)."""
+
+    def write(root: Path, dataset: str, model: str, adapter: str, seed: int, dice: float, *,
+              cm: np.ndarray | None = None, keys: Sequence[str] | None = None, **options: Any) -> Path:
+        run_dir = run_path(root, dataset, model, adapter, seed, options.get("overrides", ()))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        doc = metrics_document(dataset, model, adapter, seed, dice, run_dir, **options)
+        (run_dir / "metrics.json").write_text(json.dumps(doc))
+        (run_dir / "config.yaml").write_text(f"seed: {seed}\nmodel:\n  name: {model}\nadapter:\n  name: {adapter}\n"
+                                             f"dataset:\n  name: {dataset}\n")
+        if cm is not None:
+            names = np.array(keys if keys is not None else [f"img{i}" for i in range(len(cm))])
+            np.savez_compressed(run_dir / "confusion_per_image.npz", cm=cm.astype(np.int64), keys=names)
+        return run_dir
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def write_failed() -> Callable[..., Path]:
+    """A run that crashed: config.yaml and error.json (as the engine writes them), no metrics.json."""
+
+    def write(root: Path, dataset: str, model: str, adapter: str, seed: int, message: str) -> Path:
+        run_dir = run_path(root, dataset, model, adapter, seed)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(f"seed: {seed}\nmodel:\n  name: {model}\nadapter:\n  name: {adapter}\n"
+                                             f"dataset:\n  name: {dataset}\n")
+        (run_dir / "error.json").write_text(json.dumps(
+            {"type": "RuntimeError", "message": message, "traceback": "Traceback...\nRuntimeError: " + message}))
+        return run_dir
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def make_sweep(write_run: Callable[..., Path], write_failed: Callable[..., Path]) -> Callable[[Path], Path]:
+    """make_sweep(root): 2 datasets × 3 models × 2 strategies with known Mean_Dice; partial on purpose:
+
+    - glas/b/lora ran with seeds 0, 1, 2 (0.70, 0.72, 0.74 → 0.72 ± 0.02, n=3);
+    - crag/c/lora failed (error.json); crag/c/frozen is missing entirely;
+    - glas/a and glas/b tie on frozen (0.80).
+    """
+
+    def make(root: Path) -> Path:
+        table = {
+            ("glas", "a", "frozen"): 0.80, ("glas", "b", "frozen"): 0.80, ("glas", "c", "frozen"): 0.60,
+            ("glas", "a", "lora"): 0.85, ("glas", "c", "lora"): 0.65,
+            ("crag", "a", "frozen"): 0.70, ("crag", "b", "frozen"): 0.75,
+            ("crag", "a", "lora"): 0.78, ("crag", "b", "lora"): 0.71,
+        }
+        params = {"a": 300_000_000, "b": 86_000_000, "c": 1_100_000_000}
+        for (dataset, model, adapter), dice in table.items():
+            write_run(root, dataset, model, adapter, 0, dice, params=params[model])
+        for seed, dice in enumerate((0.70, 0.72, 0.74)):
+            write_run(root, "glas", "b", "lora", seed, dice, params=params["b"])
+        write_failed(root, "crag", "c", "lora", 0, "CUDA out of memory")
+        return root
+
+    return make
+
+
+@pytest.fixture
+def sweep(tmp_path: Path, make_sweep: Callable[[Path], Path]) -> Path:
+    return make_sweep(tmp_path / "outputs")
