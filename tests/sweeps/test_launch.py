@@ -78,3 +78,13 @@ def test_a_failing_cell_does_not_stop_the_grid_and_status_shows_it(tmp_path, cap
     assert "done 1" in out and "failed 1" in out and "missing 0" in out
     assert "ConfigError: train.loss=nope is not known" in out
     assert "train.loss=nope" in out and "train.loss=dice" in out  # the columns name what differs
+
+
+def test_a_grid_whose_cells_cannot_resolve_launches_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DENSEBENCH_DATA", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "-m", "experiment=paper_grid", "model=uni", "dataset=glas,crag", "adapter=frozen",
+              f"output_dir={tmp_path}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Environment variable 'DENSEBENCH_DATA' not found; nothing launched" in err
+    assert "Traceback" not in err and not list(tmp_path.rglob("cells.json")) and not list(tmp_path.rglob("seed*"))

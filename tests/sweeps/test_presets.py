@@ -89,3 +89,17 @@ def test_input_size_target_sets_the_run_input_size(compose_cfg):
 
     assert resolve_input_size(compose_cfg(["input_size_target=1024"]), Backbone()) == 1022
     assert resolve_input_size(compose_cfg(["input_size_target=1024", "input_size=448"]), Backbone()) == 448
+
+
+@pytest.mark.filterwarnings("ignore:(?s).*validated against ConfigStore schema:UserWarning")
+@pytest.mark.parametrize("launcher,expected", [
+    ("submitit_slurm", {"gpus_per_node": 1, "tasks_per_node": 1, "timeout_min": 720, "max_num_timeout": 20}),
+    ("submitit_local", {"tasks_per_node": 1}),
+    ("joblib", {"n_jobs": 1}),
+])
+def test_launchers_carry_densebench_defaults(launcher, expected, monkeypatch):
+    monkeypatch.setenv("SBATCH_PARTITION", "gpu-long")
+    cfg = compose_cell("smoke", f"hydra/launcher={launcher}").hydra.launcher
+    assert {k: cfg[k] for k in expected} == expected
+    if launcher == "submitit_slurm":
+        assert cfg.partition == "gpu-long" and cfg.account is None  # from $SBATCH_PARTITION; unset: sbatch's default

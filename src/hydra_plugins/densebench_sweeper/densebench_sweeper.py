@@ -33,13 +33,30 @@ class DenseBenchSweeper(BasicSweeper):
         self.launcher = _SkipSettled(self.launcher, self)
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        """Compose each cell (as the basic sweeper does) and record where it writes."""
+        """Compose and resolve each cell (the basic sweeper only composes) and record where it writes.
+
+        Resolving here turns a missing environment variable or a bad interpolation into one error
+        before launch, instead of a failed job per cell.
+        """
+        from omegaconf import OmegaConf, open_dict
+        from omegaconf.errors import OmegaConfBaseException
+
+        from densebench.cli import print_error
         from densebench.engine.cells import Cell, write_manifest
+        from densebench.errors import ConfigError
 
         assert self.hydra_context is not None and self.config is not None
         self._batch = []
         for overrides in batch:
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            task = cfg.copy()
+            with open_dict(task):
+                del task["hydra"]
+            try:
+                OmegaConf.to_container(task, resolve=True)
+            except OmegaConfBaseException as exc:  # one line and exit 2, as for any config error (Hydra would add a traceback)
+                print_error(ConfigError(f"cell '{' '.join(overrides)}': {str(exc).splitlines()[0]}; nothing launched"))
+                raise SystemExit(2) from None
             self._batch.append((Cell.from_config(cfg, list(cfg.hydra.overrides.task)), bool(cfg.get("force", False))))
         self.cells += [cell for cell, _ in self._batch]
         write_manifest(Path(str(self.config.hydra.sweep.dir)), self.cells)
