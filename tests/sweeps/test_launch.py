@@ -86,5 +86,5 @@ def test_a_grid_whose_cells_cannot_resolve_launches_nothing(tmp_path, monkeypatc
         main(["run", "-m", "experiment=paper_grid", "model=uni", "dataset=glas,crag", "adapter=frozen",
               f"output_dir={tmp_path}"])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "Environment variable 'DENSEBENCH_DATA' not found; nothing launched" in err
+    assert exit_info.value.code == 2 and "Environment variable 'DENSEBENCH_DATA' not found\"; nothing launched" in err
     assert "Traceback" not in err and not list(tmp_path.rglob("cells.json")) and not list(tmp_path.rglob("seed*"))
