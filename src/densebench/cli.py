@@ -18,7 +18,7 @@ from densebench.errors import DenseBenchError
 # subcommand -> (module, function, one-line help). Each function takes argv and returns an exit code.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("densebench.engine.run", "main", "train and evaluate one run (Hydra overrides; --multirun for grids)"),
-    "status": ("densebench.engine.status", "main", "done / running / failed / missing cells of the sweeps in an output dir"),
+    "status": ("densebench.engine.status", "main", "done / running / failed / missing cells of a sweep"),
     "evaluate": ("densebench.engine.evaluate_cli", "main", "score a folder of predicted label PNGs against ground truth"),
     "bench": ("densebench.engine.bench", "main", "measure train/eval throughput and peak memory"),
     "report": ("densebench.report.cli", "main", "aggregate metrics.json files and published results"),

@@ -119,7 +119,8 @@ def test_torchrun_two_processes_match_one_within_float32_noise(tmp_path):
     two = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "densebench", *args,
          f"output_dir={tmp_path / 'two'}"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"},
     )
     assert two.returncode == 0, two.stderr[-3000:]
     m1, m2 = (json.loads(next((tmp_path / d).rglob("metrics.json")).read_text()) for d in ("one", "two"))

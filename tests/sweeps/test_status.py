@@ -1,4 +1,5 @@
-"""`densebench status` (engine/status.py, engine/cells.py): cell states from the launch manifest and the run directories."""
+"""`densebench status` (engine/status.py, engine/cells.py): cell states from the launch manifest and the
+run directories."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from densebench.engine.status import column_labels
 
 
 def cell(root: Path, adapter: str, seed: int, *extra: str) -> Cell:
-    return Cell((f"adapter={adapter}", f"seed={seed}", "experiment=x", *extra), root / "glas" / "uni" / adapter / f"seed{seed}",
-                "glas", "uni", adapter, seed)
+    overrides = (f"adapter={adapter}", f"seed={seed}", "experiment=x", *extra)
+    return Cell(overrides, root / "glas" / "uni" / adapter / f"seed{seed}", "glas", "uni", adapter, seed)
 
 
 def test_each_state_follows_from_the_run_directory(tmp_path):
@@ -38,7 +39,8 @@ def test_a_manifest_round_trips_and_survives_moving_the_output_tree(tmp_path):
     moved = tmp_path.parent / (tmp_path.name + "-moved")
     tmp_path.rename(moved)
     (manifest,) = find_manifests(moved)
-    assert [c.run_dir for c in read_manifest(manifest)] == [moved / "glas" / "uni" / a / "seed0" for a in ("frozen", "lora")]
+    expected = [moved / "glas" / "uni" / a / "seed0" for a in ("frozen", "lora")]
+    assert [c.run_dir for c in read_manifest(manifest)] == expected
     assert find_manifests(manifest.parent) == [manifest]  # a sweep directory works too
 
 

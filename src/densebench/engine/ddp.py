@@ -150,9 +150,10 @@ def convert_batchnorm(module: nn.Module) -> nn.Module:
     """Swap every BatchNorm2d for a GlobalBatchNorm sharing its parameters and buffers (same state-dict keys)."""
     for name, child in module.named_children():
         if type(child) is nn.BatchNorm2d:
-            new = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
+            new = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                  child.track_running_stats)
             new.train(child.training)
-            for key, value in {**dict(child.named_parameters(recurse=False)), **dict(child.named_buffers(recurse=False))}.items():
+            for key, value in [*child.named_parameters(recurse=False), *child.named_buffers(recurse=False)]:
                 setattr(new, key, value)
             setattr(module, name, new)
         else:

@@ -9,8 +9,8 @@ the scheduler's job id; a daemon thread refreshes its mtime every `heartbeat_s` 
 
 A lock is stale when its owner is gone: on the same host, no process with that PID and start time
 runs; on another host, the heartbeat is older than `stale_s`; under SLURM, the owner had our own
-job id but ran on another node (a requeued job always follows the end of its previous incarnation). A stale lock is broken
-under a short-lived `.break` lock, so two contenders cannot both take it over.
+job id but ran on another node (a requeued job always follows the end of its previous incarnation).
+A stale lock is broken under a short-lived `.break` lock, so two contenders cannot both take it over.
 """
 
 from __future__ import annotations

@@ -24,6 +24,11 @@ from densebench.errors import ConfigError, DenseBenchError
 
 GROUPS = ("model", "adapter", "dataset", "train", "eval", "experiment")
 
+# configs/hydra/launcher/submitit_*.yaml replace the plugin's defaults under the same names, so Hydra
+# validates them against the plugin's schema (wanted) and warns that this is deprecated. Set at import:
+# submitit jobs import this module to run `task`, and compose the config again.
+warnings.filterwarnings("ignore", message=r"(?s).*validated against ConfigStore schema", category=UserWarning)
+
 
 def check_group_choices(argv: list[str], configs: Path) -> None:
     """`model=nope` → one clear line listing the known models (Hydra prints several lines otherwise)."""
@@ -79,7 +84,9 @@ def task(cfg: DictConfig) -> None:
                     raise
                 if ddp.is_main():
                     _record_failure(path, exc, cfg, overrides)
-                print_error(exc if isinstance(exc, DenseBenchError) else RuntimeError(f"run failed ({type(exc).__name__}): {exc}"))
+                if not isinstance(exc, DenseBenchError):
+                    exc = RuntimeError(f"run failed ({type(exc).__name__}): {exc}")
+                print_error(exc)
                 return
     except DenseBenchError as exc:  # a single run's error, or a cell that could not start (RunLocked): no record
         print_error(exc)
@@ -115,9 +122,6 @@ def main(argv: list[str]) -> int:
     configs = config_dir()
     check_group_choices(argv, configs)
     entry = hydra.main(config_path=str(configs), config_name="config", version_base="1.3")(task)
-    # configs/hydra/launcher/submitit_*.yaml replace the plugin's defaults under the same names, so
-    # Hydra validates them against the plugin's schema (wanted) and warns that this is deprecated.
-    warnings.filterwarnings("ignore", message=r"(?s).*validated against ConfigStore schema", category=UserWarning)
     saved = sys.argv
     sys.argv = ["densebench run", *argv]
     try:

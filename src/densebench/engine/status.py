@@ -99,7 +99,8 @@ def main(argv: list[str]) -> int:
     cells = expected_cells(root)
     if not cells:
         raise DenseBenchError(
-            f"no sweep manifest (multirun/*/cells.json) under {root}; `densebench run -m ...` writes one when it launches"
+            f"no sweep manifest (multirun/*/cells.json) under {root}; "
+            "`densebench run -m ...` writes one when it launches"
         )
     render(root, cells, Console(soft_wrap=True))
     return 0

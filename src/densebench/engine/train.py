@@ -151,12 +151,14 @@ class Run:
 
     # ----- loops -------------------------------------------------------------------------------
     def loader(self, dataset: SegmentationDataset | Subset, train: bool, epoch: int = 0, skip: int = 0) -> DataLoader:
-        """Train: this rank's shards of the epoch's global batches after `skip` (sampler.py); eval: one image at a time."""
+        """Train: this rank's shards of the epoch's global batches after `skip` (sampler.py); eval: one image
+        at a time."""
         seed = int(self.cfg.seed)
         # Its own generator: creating the loader must not draw from the global RNG (a resumed run restores that).
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         if train:
-            self.batches = EpochBatches(len(dataset), int(self.cfg.train.batch_size), seed, epoch, skip, *ddp.rank_world())
+            self.batches = EpochBatches(len(dataset), int(self.cfg.train.batch_size), seed, epoch, skip,
+                                        *ddp.rank_world())
             batching: dict[str, Any] = {"batch_sampler": self.batches}
         else:
             batching = {"batch_size": 1}
@@ -250,7 +252,8 @@ class Run:
         for epoch in range(self.start_epoch, epochs):
             loss = self.train_epoch(epoch)
             seconds = self.partial.seconds
-            record = {"epoch": epoch + 1, "train_loss": loss, "lr": self.scheduler.get_last_lr()[-1], "train_s": seconds}
+            record = {"epoch": epoch + 1, "train_loss": loss, "lr": self.scheduler.get_last_lr()[-1],
+                      "train_s": seconds}
             line = f"epoch {epoch + 1}/{epochs} loss {loss:.4f}"
             if (epoch + 1) % int(cfg.train.val_every) == 0 or epoch + 1 == epochs:
                 val = _floats(summary(self.evaluate("val").sum(0)))
@@ -260,7 +263,8 @@ class Run:
                 if value > self.best_value:
                     self.best_value, self.best_epoch = value, epoch
                     if ddp.is_main():
-                        checkpoint.save(self.ckpt_dir / "best.pt", {"model": self.model.trainable_state_dict(), "epoch": epoch, "val": val})
+                        checkpoint.save(self.ckpt_dir / "best.pt",
+                                        {"model": self.model.trainable_state_dict(), "epoch": epoch, "val": val})
                     line += " *"
             self.epoch_seconds.append(seconds)
             self.partial = None

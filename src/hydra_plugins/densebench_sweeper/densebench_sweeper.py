@@ -54,8 +54,9 @@ class DenseBenchSweeper(BasicSweeper):
                 del task["hydra"]
             try:
                 OmegaConf.to_container(task, resolve=True)
-            except OmegaConfBaseException as exc:  # one line and exit 2, as for any config error (Hydra would add a traceback)
-                print_error(ConfigError(f"cell '{' '.join(overrides)}': {str(exc).splitlines()[0]}; nothing launched"))
+            except OmegaConfBaseException as exc:  # one line and exit 2 like any config error, no traceback
+                cell = " ".join(overrides)
+                print_error(ConfigError(f"cell '{cell}': {str(exc).splitlines()[0]}; nothing launched"))
                 raise SystemExit(2) from None
             self._batch.append((Cell.from_config(cfg, list(cfg.hydra.overrides.task)), bool(cfg.get("force", False))))
         self.cells += [cell for cell, _ in self._batch]
