@@ -127,3 +127,16 @@ def test_torchrun_two_processes_match_one_within_float32_noise(tmp_path):
     for key, value in m1["test"]["metrics"].items():
         assert m2["test"]["metrics"][key] == pytest.approx(value, abs=0.02), key
     assert two.stdout.count(" · test (") == 1  # one result table: rank 0 tests alone
+
+
+@pytest.mark.slow
+def test_a_multi_task_submitit_job_trains_its_cell_with_ddp(tmp_path):
+    """tasks_per_node=2: submitit's SLURM-style variables become torch's, the two tasks form one gloo group."""
+    proc = densebench("run", "-m", "experiment=smoke", "adapter=frozen", "seed=0", "hydra/launcher=submitit_local",
+                      "hydra.launcher.tasks_per_node=2", *TINY, "train.epochs=1", f"output_dir={tmp_path}",
+                      env={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (log,) = list(tmp_path.rglob("log.jsonl"))
+    assert len(log.read_text().splitlines()) == 1  # rank 0 alone wrote
+    rank1 = next(tmp_path.rglob(".submitit/*/*_1_log.out")).read_text()
+    assert "Job completed successfully" in rank1 and "epoch 1/1" not in rank1
