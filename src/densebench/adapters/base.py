@@ -49,8 +49,9 @@ class Adapter(nn.Module):
         return Features(map=self.backbone_maps(x)[-1])
 
     def own_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
-        """Parameters the adapter adds (none for frozen/full); names relative to this module."""
-        return iter(())
+        """Parameters the adapter adds, names relative to this module: by default every parameter
+        outside the backbone (none for frozen/full); strategies that inject into the backbone extend it."""
+        return ((n, p) for n, p in self.named_parameters() if not n.startswith("backbone."))
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters split into `backbone` (original weights) and `adapter` (added ones)."""
@@ -60,3 +61,8 @@ class Adapter(nn.Module):
             if p.requires_grad:
                 groups["adapter" if id(p) in own else "backbone"].append(p)
         return groups
+
+    def lr_multipliers(self) -> dict[int, float]:
+        """Per-parameter learning-rate multipliers, keyed by `id(param)`, for strategies that need them
+        (layer-wise decay); the engine uses `backbone_lr_mult` (backbone) or 1 (the rest) for the others."""
+        return {}

@@ -36,6 +36,7 @@ def build_backbone(cfg: DictConfig) -> Backbone:
     """Build the configured backbone and, if `cfg.pretrained`, load its weights strictly."""
     builder = BACKBONES.get(cfg.family)
     backbone = builder(cfg, arch_kwargs(cfg))
+    backbone.model_name = str(cfg.name)
     if cfg.get("layers") is not None:
         backbone.layers = list(cfg.layers)
     if cfg.get("pretrained", False):

@@ -37,6 +37,7 @@ class Backbone(nn.Module):
         mean, std: RGB normalisation the model's authors publish.
         layers: indices of blocks whose tokens are returned (None = last block, after the final norm).
         lora_targets: target-set name → regex over module paths (relative to this module) for peft.
+        model_name: the model config's `name`, set by `build_backbone`, for error messages.
     """
 
     patch_size: int
@@ -46,6 +47,7 @@ class Backbone(nn.Module):
     std: tuple[float, float, float]
     layers: Sequence[int] | None = None
     lora_targets: dict[str, str] = {}
+    model_name: str = "unnamed"
 
     def forward_tokens(self, x: Tensor) -> list[Tensor]:
         """Full token sequences (B, prefix + h*w, D) for each selected layer; H, W are multiples of p."""

@@ -48,7 +48,7 @@ def param_groups(model: Segmenter, cfg: DictConfig) -> list[dict]:
     """Groups by (learning-rate multiplier, weight decay on/off) over trainable parameters."""
     groups_by_role = model.adapter.param_groups()
     backbone_ids = {id(p) for p in groups_by_role["backbone"]}
-    mults = model.adapter.lr_multipliers() if hasattr(model.adapter, "lr_multipliers") else {}
+    mults = model.adapter.lr_multipliers()
     backbone_mult = float(cfg.adapter.get("backbone_lr_mult", 1.0))
     groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():

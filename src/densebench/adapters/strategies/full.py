@@ -1,4 +1,10 @@
-"""`full`: every backbone weight trains (with its own learning-rate multiplier)."""
+"""`full`: every backbone weight trains, optionally with layer-wise LR decay and gradient checkpointing.
+
+The paper trains the backbone at the decoder's LR with no decay (`backbone_lr_mult: 1`, `layer_decay: 1`).
+Layer-wise decay (BEiT-style) gives block i of L the multiplier `layer_decay ** (L - i)`, the
+embeddings `layer_decay ** (L + 1)` and anything after the blocks (final norm) 1, all times
+`backbone_lr_mult`; it is exposed through `lr_multipliers()` so the engine stays strategy-agnostic.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ from omegaconf import DictConfig
 
 from densebench.adapters import ADAPTERS
 from densebench.adapters.base import Adapter
+from densebench.adapters.blocks import checkpoint_blocks, layer_ids
 from densebench.backbones.base import Backbone
+from densebench.errors import ConfigError
 
 
 @ADAPTERS.register("full")
@@ -15,5 +23,23 @@ class Full(Adapter):
 
     def __init__(self, backbone: Backbone, cfg: DictConfig) -> None:
         super().__init__(backbone, cfg)
+        # Both options are off unless configured (configs/adapter/full.yaml documents them).
+        self.layer_decay = float(cfg.get("layer_decay", 1.0))
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ConfigError(f"adapter.layer_decay={self.layer_decay} must be in (0, 1]; 1 turns decay off")
         for p in self.backbone.parameters():
             p.requires_grad_(True)
+        if cfg.get("grad_checkpointing", False):
+            checkpoint_blocks(self.backbone, backbone.model_name)
+
+    def lr_multipliers(self) -> dict[int, float]:
+        decay = self.layer_decay
+        if decay == 1.0:
+            return {}
+        base = float(self.cfg.get("backbone_lr_mult", 1.0))
+        ids, depth = layer_ids(self.backbone, self.backbone.model_name)
+        return {
+            id(p): base * decay ** (depth + 1 - ids[name])
+            for name, p in self.backbone.named_parameters()
+            if p.requires_grad
+        }
