@@ -67,3 +67,21 @@ def _cached_cost(cfg_json: str, input_size: int) -> tuple[tuple[str, Any], ...]:
         ("input_size", side),
         ("tokens", grid[0] * grid[1]),
     )
+
+
+def flops_by_model(model_cfgs: dict[str, dict[str, Any] | None], input_size: int) -> tuple[dict[str, float], dict[str, str]]:
+    """Forward FLOPs per model name, and for the models that could not be counted, why.
+
+    For reports: a model known only by name (no config with a `family`), or one whose family cannot be
+    built in this installation, is reported as not counted instead of failing the whole report.
+    """
+    counted, failed = {}, {}
+    for name, cfg in model_cfgs.items():
+        if not cfg or not cfg.get("family"):
+            failed[name] = "no model config (configs/model/<name>.yaml) to build it from"
+            continue
+        try:
+            counted[name] = float(backbone_cost(cfg, input_size)["flops"])
+        except Exception as exc:  # noqa: BLE001 - one unbuildable model must not sink the report
+            failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return counted, failed

@@ -3,10 +3,10 @@
 Written by every run into `<run_dir>/gallery/` (config `eval.gallery`):
 
     gallery/index.json              classes, colours, and per image: key, files, per-image Mean_Dice
-    gallery/<NN>_<key>.png          the three panels side by side with titles and the class legend
-    gallery/<NN>_<key>.image.png    the panels on their own, for the report's side-by-side view
-    gallery/<NN>_<key>.truth.png
-    gallery/<NN>_<key>.pred.png
+    gallery/<NN>_<key>.jpg          the three panels side by side with titles and the class legend
+    gallery/<NN>_<key>.image.jpg    the panels on their own (JPEG: small enough to embed in report.html)
+    gallery/<NN>_<key>.truth.jpg
+    gallery/<NN>_<key>.pred.jpg
 
 The choice depends only on the test keys and `eval.gallery.seed`, so runs of different models on the
 same split show the same images. Panels are resized to `eval.gallery.side` pixels on their longer side.
@@ -32,6 +32,7 @@ from densebench.metrics import confusion_matrix, summary
 ALPHA = 0.5  # weight of the class colour over the image
 IGNORED_SHADE = 0.3  # ignored pixels are darkened to this fraction
 BORDER = (20, 20, 20)  # colour of the lines between regions
+JPEG_QUALITY = 90
 PANELS = ("image", "truth", "pred")
 TITLES = {"image": "image", "truth": "ground truth", "pred": "prediction"}
 
@@ -127,7 +128,7 @@ def save_gallery(run: _RunLike) -> list[dict[str, Any]]:
     colours = palette(run.cfg.dataset, len(classes))
     out = run.dir / "gallery"
     out.mkdir(parents=True, exist_ok=True)
-    side = int(spec.get("side", 384))
+    side = int(spec.get("side", 320))
     was_training = run.model.training
     run.model.eval()
     entries = []
@@ -147,12 +148,12 @@ def save_gallery(run: _RunLike) -> list[dict[str, Any]]:
         stem = f"{rank:02d}_{_slug(key)}"
         files = {}
         for name, panel in panels.items():
-            files[name] = f"{stem}.{name}.png"
-            Image.fromarray(panel).save(out / files[name], optimize=True)
+            files[name] = f"{stem}.{name}.jpg"
+            Image.fromarray(panel).save(out / files[name], quality=JPEG_QUALITY)
         title = f"{key} · Mean_Dice {dice:.3f}"
         compose_panels([panels[p] for p in PANELS], classes, colours, title, bool((mask == ignore).any())).save(
-            out / f"{stem}.png", optimize=True)
-        entries.append({"key": key, "file": f"{stem}.png", "panels": files, "Mean_Dice": dice})
+            out / f"{stem}.jpg", quality=JPEG_QUALITY)
+        entries.append({"key": key, "file": f"{stem}.jpg", "panels": files, "Mean_Dice": dice})
     run.model.train(was_training)
     write_json(out / "index.json", {
         "classes": classes, "colors": colours[: len(classes)].tolist(), "ignore_index": ignore,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from densebench.report.plots import _save, plt
 
@@ -37,6 +38,7 @@ def token_layers(doc: dict[str, Any], path: Path) -> Path:
                 ax.plot(x, between, ls="--", lw=1, color=style.get("color"))
         ax.set_title(label + (" (dashed: between-class)" if key == "class_within" else ""))
         ax.set_xlabel("block (depth through the network)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=6)
     m = doc["model"]

@@ -339,8 +339,9 @@ def write_outputs(doc: dict[str, Any], collector: Collector, first: View, column
 def print_summary(doc: dict[str, Any], console: Console) -> None:
     table = Table(title=f"{doc['model']['name']} on {doc['dataset']}: patch tokens ({len(doc['images'])} images, "
                         f"{doc['input_size']} px)")
-    for column in ("series", "entry", "mean cosine", "eff. rank", "within", "between", "gap"):
-        table.add_column(column, justify="left" if column in ("series", "entry") else "right")
+    for column in ("series", "entry", "mean cos", "eff. rank", "within", "between", "gap"):
+        label = column in ("series", "entry")
+        table.add_column(column, justify="left" if label else "right", no_wrap=label)
     for name, series in doc["series"].items():
         for e in series["entries"]:
             cells = [e[k]["mean"] for k in ("mean_cosine", "effective_rank", "class_within", "class_between", "class_gap")]
