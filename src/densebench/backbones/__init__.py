@@ -11,7 +11,7 @@ from typing import Any, Callable
 from omegaconf import DictConfig, OmegaConf
 
 from densebench.backbones.base import Backbone, pad_to_multiple
-from densebench.backbones.weights import load_strict, read_state_dict, resolve_weights
+from densebench.backbones.weights import load_strict, read_state_dict, resolve_weights, select_checkpoint_keys
 from densebench.errors import ConfigError
 from densebench.registry import Registry
 
@@ -33,16 +33,26 @@ def arch_kwargs(cfg: DictConfig) -> dict[str, Any]:
 
 
 def build_backbone(cfg: DictConfig) -> Backbone:
-    """Build the configured backbone and, if `cfg.pretrained`, load its weights strictly."""
+    """Build the configured backbone and, if `cfg.pretrained`, load its original checkpoint strictly.
+
+    The checkpoint goes through three declared steps: keep the image trunk (`checkpoint_prefix`,
+    `checkpoint_ignore`), map the release's key layout onto the module (`convert_checkpoint`), load
+    every tensor or fail naming what does not match.
+    """
     builder = BACKBONES.get(cfg.family)
+    path = None
+    if cfg.get("pretrained", False):  # find the weights before spending time and memory on the architecture
+        if cfg.get("variant", "full") == "tiny" and not cfg.get("weights"):
+            raise ConfigError(
+                "model.variant=tiny has no published weights; add model.pretrained=false (or model.weights=PATH)"
+            )
+        path = resolve_weights(cfg)
     backbone = builder(cfg, arch_kwargs(cfg))
     backbone.model_name = str(cfg.name)
     if cfg.get("layers") is not None:
         backbone.layers = list(cfg.layers)
-    if cfg.get("pretrained", False):
-        if cfg.get("variant", "full") == "tiny":
-            raise ConfigError("model.variant=tiny has no pretrained weights; add model.pretrained=false")
-        path = resolve_weights(cfg)
-        state = backbone.convert_checkpoint(read_state_dict(path))
+        backbone.selected_blocks(backbone.num_blocks)  # fail on a bad index now, not mid-run
+    if path is not None:
+        state = backbone.convert_checkpoint(select_checkpoint_keys(read_state_dict(path), cfg))
         load_strict(backbone.weights_module, state, f"model '{cfg.name}' weights {path}")
     return backbone

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densebench.errors import ConfigError
+
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     """Zero-pad (B,C,H,W) on the bottom/right so H and W are multiples of `multiple`.
@@ -34,8 +36,9 @@ class Backbone(nn.Module):
         patch_size: side of a square patch in pixels.
         embed_dim: width D of the returned token maps.
         num_prefix_tokens: CLS + register tokens ahead of the patch tokens.
+        num_blocks: transformer blocks, the range `layers` indexes.
         mean, std: RGB normalisation the model's authors publish.
-        layers: indices of blocks whose tokens are returned (None = last block, after the final norm).
+        layers: indices of blocks whose tokens are returned, each after the final norm (None = last block).
         lora_targets: target-set name → regex over module paths (relative to this module) for peft.
         model_name: the model config's `name`, set by `build_backbone`, for error messages.
     """
@@ -43,6 +46,7 @@ class Backbone(nn.Module):
     patch_size: int
     embed_dim: int
     num_prefix_tokens: int
+    num_blocks: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     layers: Sequence[int] | None = None
@@ -61,6 +65,16 @@ class Backbone(nn.Module):
     def convert_checkpoint(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         """Map an original checkpoint's keys onto `weights_module`; identity unless a family overrides it."""
         return state_dict
+
+    def selected_blocks(self, depth: int) -> list[int]:
+        """`layers` as block indices in [0, depth); negative ones count from the last block."""
+        out = []
+        for index in self.layers or ():
+            resolved = index + depth if index < 0 else index
+            if not 0 <= resolved < depth:
+                raise ConfigError(f"model.layers has {index}, but this backbone has {depth} blocks (0..{depth - 1})")
+            out.append(resolved)
+        return out
 
     def grid(self, height: int, width: int) -> tuple[int, int]:
         return math.ceil(height / self.patch_size), math.ceil(width / self.patch_size)

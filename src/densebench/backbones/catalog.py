@@ -1,0 +1,70 @@
+"""The model configs (`configs/model/*.yaml`) as a catalogue: load one, list all, describe one.
+
+`densebench models`, `densebench doctor` and the tests read models through here, so a config is
+read the same way everywhere; `densebench run` gets the same YAML through Hydra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from densebench.backbones import Backbone, build_backbone
+from densebench.backbones.weights import locate_local
+from densebench.errors import ConfigError
+
+
+def model_config_dir() -> Path:
+    from densebench.cli import config_dir
+
+    return config_dir() / "model"
+
+
+def model_names() -> list[str]:
+    return sorted(p.stem for p in model_config_dir().glob("*.yaml"))
+
+
+def load_model_config(name: str, overrides: list[str] | None = None) -> DictConfig:
+    """The config of model `name`, with `key=value` overrides (keys relative to `model.`)."""
+    path = model_config_dir() / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown model '{name}'; known: {', '.join(model_names())}")
+    cfg = OmegaConf.load(path)
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    return cfg
+
+
+def build_on_meta(cfg: DictConfig) -> Backbone:
+    """The configured architecture with no weights and no memory (parameters on the meta device)."""
+    random = OmegaConf.merge(cfg, {"pretrained": False, "weights": None, "layers": None})
+    with torch.device("meta"):
+        return build_backbone(random)
+
+
+def describe(cfg: DictConfig) -> dict[str, Any]:
+    """What `densebench models` shows for one model; sizes come from the full-size build, not the config."""
+    full = OmegaConf.merge(cfg, {"variant": "full"})
+    backbone = build_on_meta(full)
+    local = locate_local(cfg)
+    return {
+        "name": cfg.name,
+        "display_name": cfg.display_name,
+        "published_key": cfg.get("published_key"),
+        "family": cfg.family,
+        "params": backbone.num_params(),
+        "published_params": cfg.get("published_params"),
+        "embed_dim": backbone.embed_dim,
+        "patch_size": backbone.patch_size,
+        "prefix_tokens": backbone.num_prefix_tokens,
+        "blocks": backbone.num_blocks,
+        "default_input_size": cfg.get("default_input_size"),
+        "fixed_input_size": cfg.get("fixed_input_size"),
+        "licence": cfg.get("licence"),
+        "gated": bool(cfg.get("gated", False)),
+        "hub_repo": (cfg.get("hub") or {}).get("repo_id"),
+        "weights_local": None if local is None else {"where": local[0], "path": str(local[1])},
+    }
