@@ -16,6 +16,7 @@ allocations (exact, reset per size) or, on CPU, of the process' resident memory 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def resolve_sizes(options: DictConfig, base: int, patch: int, model_cfg: DictCon
     wanted = options.sizes if options.sizes is not None else [f * base for f in options.factors]
     if not wanted:
         raise ConfigError("sizes=[] and factors=[]: give at least one input size")
-    return sorted({max(patch, round(float(s) / patch) * patch) for s in wanted})
+    return sorted({max(patch, math.floor(float(s) / patch + 0.5) * patch) for s in wanted})  # halves round up
 
 
 def evaluate_sizes(cfg: DictConfig, options: DictConfig, run: Path) -> tuple[int, list[dict[str, Any]]]:

@@ -18,20 +18,20 @@ UNLABELLED = -1
 
 
 def unit(tokens: Tensor) -> Tensor:
-    """(N, D) tokens scaled to unit length (all-zero tokens stay zero)."""
-    return F.normalize(tokens.float(), dim=-1, eps=1e-12)
+    """(N, D) tokens scaled to unit length (all-zero tokens stay zero), in float32 or, if given, float64."""
+    return F.normalize(tokens if tokens.dtype == torch.float64 else tokens.float(), dim=-1, eps=1e-12)
 
 
 def _pair_sum(x: Tensor) -> tuple[float, int]:
     """Sum of cos(x_i, x_j) over ordered pairs i != j of unit rows, and the number of such pairs."""
     n = x.shape[0]
-    s = x.double().sum(0)
-    return float(s @ s - x.double().pow(2).sum()), n * (n - 1)
+    s = x.sum(0)
+    return float(s @ s - x.pow(2).sum()), n * (n - 1)
 
 
 def mean_pairwise_cosine(tokens: Tensor) -> float:
     """Mean cosine similarity over all pairs of distinct tokens (NaN for fewer than two)."""
-    total, pairs = _pair_sum(unit(tokens))
+    total, pairs = _pair_sum(unit(tokens.double()))
     return total / pairs if pairs else math.nan
 
 
@@ -41,7 +41,7 @@ def effective_rank(tokens: Tensor) -> float:
     1 when every token points the same way; N for N orthogonal tokens; at most min(N, D). The singular
     values come from the smaller Gram matrix (D×D or N×N), in float64.
     """
-    x = unit(tokens).double()
+    x = unit(tokens.double())
     gram = x.T @ x if x.shape[0] > x.shape[1] else x @ x.T
     sigma = torch.linalg.eigvalsh(gram).clamp(min=0).sqrt()
     if sigma.sum() <= 0:
@@ -59,7 +59,7 @@ def class_separability(tokens: Tensor, labels: Tensor) -> dict[str, float]:
     dominant class (background) does not decide the value. gap = within − between: 0 when tokens carry
     no class information, larger when they cluster by class.
     """
-    x = unit(tokens).double()
+    x = unit(tokens.double())
     keep = labels != UNLABELLED
     x, labels = x[keep], labels[keep]
     classes = torch.unique(labels).tolist()
@@ -104,16 +104,16 @@ def cosine_by_distance(tokens: Tensor, grid: tuple[int, int], valid: Tensor | No
     return sums.cpu(), counts.cpu()
 
 
-def patch_labels(mask: Tensor, patch: int, num_classes: int, ignore_index: int) -> Tensor:
-    """Majority class of each patch's labelled pixels, row-major (h·w,); UNLABELLED if it has none.
+def cell_labels(mask: Tensor, grid: tuple[int, int], num_classes: int, ignore_index: int) -> Tensor:
+    """Majority class of the labelled pixels in each cell of `grid` over `mask` (H, W), row-major (h·w,).
 
-    `mask` is (H, W) with H, W multiples of `patch` (pad with `ignore_index`). Ties go to the lower class id.
+    Cells are a ViT's patches when H, W = grid × patch, and any other grid (a decoder's 1/8 map) by
+    area pooling. A cell without labelled pixels is UNLABELLED; ties go to the lower class id.
     """
-    h, w = mask.shape[0] // patch, mask.shape[1] // patch
     m = mask.long().clone()
     m[(m == ignore_index) | (m < 0) | (m >= num_classes)] = num_classes
-    blocks = m.reshape(h, patch, w, patch).permute(0, 2, 1, 3).reshape(h * w, patch * patch)
-    counts = F.one_hot(blocks, num_classes + 1).sum(1)[:, :num_classes]
-    labels = counts.argmax(1)
-    labels[counts.sum(1) == 0] = UNLABELLED
+    onehot = F.one_hot(m, num_classes + 1).permute(2, 0, 1).float()[None]
+    share = F.adaptive_avg_pool2d(onehot, grid)[0, :num_classes].flatten(1).T  # (cells, classes)
+    labels = share.argmax(1)
+    labels[share.sum(1) <= 0] = UNLABELLED
     return labels

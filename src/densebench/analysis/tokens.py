@@ -105,16 +105,8 @@ def _display(image: Tensor) -> np.ndarray:
 
 
 def grid_labels(view: View, grid: tuple[int, int], num_classes: int, ignore_index: int) -> tuple[Tensor, Tensor]:
-    """Per cell of `grid` (row-major): majority class (or UNLABELLED) and whether it covers image pixels.
-
-    Cells are the patches for tokens; any grid (e.g. a decoder's 1/8 map) is handled by area pooling.
-    """
-    m = view.mask.clone()
-    m[(m == ignore_index) | (m < 0) | (m >= num_classes)] = num_classes
-    onehot = F.one_hot(m, num_classes + 1).permute(2, 0, 1).float()[None]
-    share = F.adaptive_avg_pool2d(onehot, grid)[0, :num_classes].flatten(1).T  # (cells, classes)
-    labels = share.argmax(1)
-    labels[share.sum(1) <= 0] = stats.UNLABELLED
+    """Per cell of `grid` (row-major): majority class (or UNLABELLED), and whether it covers image pixels."""
+    labels = stats.cell_labels(view.mask, grid, num_classes, ignore_index)
     inside = F.adaptive_max_pool2d(view.inside[None, None].float(), grid)[0, 0].flatten() > 0
     return labels, inside
 

@@ -48,7 +48,7 @@ class Options:
     bootstrap_seed: int = 0
     alpha: float = 0.05
     plots: bool = True
-    flops_size: int | None = 224  # side of the image backbone FLOPs are counted at for the scaling plot; None = off
+    flops_size: int | None = None  # count backbone FLOPs for the scaling plot at this image side; None = off
     inputs: dict[str, Any] = field(default_factory=dict)
 
 

@@ -38,8 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples for --paired (default 1000)")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the --paired resamples (default 0)")
     p.add_argument("--no-plots", action="store_true", help="skip the figures (faster; the HTML then has none)")
-    p.add_argument("--flops-size", type=int, default=224, metavar="N",
-                   help="count backbone forward FLOPs for an NxN image for the scaling plot (default 224; 0 = off)")
+    p.add_argument("--flops-size", type=int, default=None, metavar="N",
+                   help="also plot the metric against backbone forward FLOPs for an NxN image (counted on the meta "
+                        "device from the model configs, about a second per model; e.g. 224)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the Friedman/Nemenyi tests (default 0.05)")
     return p
 
