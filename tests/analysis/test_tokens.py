@@ -102,3 +102,32 @@ def test_query_outside_the_grid_is_a_clear_error(runs) -> None:
 def test_run_fixes_the_model(runs) -> None:
     with pytest.raises(ConfigError, match="fixes the model"):
         main(["tokens", f"run={runs('frozen').dir}", "model=uni"])
+
+
+def _model_configs() -> list[Path]:
+    from densebench.cli import config_dir
+
+    return sorted((config_dir() / "model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _model_configs(), ids=lambda p: p.stem)
+def test_every_backbone_gives_statistics_for_each_of_its_blocks(path: Path) -> None:
+    import torch
+
+    from densebench.analysis.tokens import Collector, View, add_blocks
+    from densebench.backbones import build_backbone
+
+    cfg = OmegaConf.merge(OmegaConf.load(path), {"variant": "tiny", "pretrained": False})
+    backbone = build_backbone(cfg).eval()
+    side = int(cfg.get("fixed_input_size") or 4 * backbone.patch_size)
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.randint(0, 2, (side, side), generator=generator)
+    view = View("x", torch.randn(1, 3, side, side, generator=generator), mask,
+                torch.ones(side, side, dtype=torch.bool), torch.zeros(side, side, 3, dtype=torch.uint8).numpy())
+    collector = Collector(2, 255, "center")
+    with torch.no_grad():
+        add_blocks(collector, "backbone", backbone, view, first=True)
+    entries = collector.result()["backbone"]["entries"]
+    assert len(entries) == backbone.num_blocks
+    assert all(-1 <= e["mean_cosine"]["mean"] <= 1 and e["effective_rank"]["mean"] >= 1 for e in entries)
+    assert backbone.layers == cfg.get("layers")  # restored after the analysis
