@@ -6,21 +6,19 @@ Parameters and forward FLOPs of each backbone for one square image, counted on t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from densebench.analysis.flops import backbone_cost
-from densebench.analysis.options import split_args
+from densebench.analysis.options import announce, split_args
+from densebench.cli import config_dir
 from densebench.engine.rundir import write_json
 from densebench.errors import ConfigError
+from densebench.report.cli import default_runs_dir
 
 
 def model_names(selected: Any) -> list[str]:
-    from densebench.cli import config_dir
-
     known = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
     if selected is None:
         return known
@@ -48,10 +46,7 @@ def main(argv: list[str]) -> int:
         raise ConfigError(f"densebench analyze flops takes models=, input_size=, variant=, out=; not {args.overrides[0]}")
     opts = args.options
     rows = costs(model_names(opts.models), int(opts.input_size), str(opts.variant))
-    from densebench.cli import config_dir
-    from omegaconf import OmegaConf
-
-    out = args.out or Path(str(OmegaConf.load(config_dir() / "config.yaml").get("output_dir") or "outputs")) / "analysis" / "flops"
+    out = args.out or default_runs_dir(config_dir()) / "analysis" / "flops"
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "flops.json", {"kind": "densebench.analysis.flops", "input_size": int(opts.input_size),
                                      "variant": str(opts.variant), "models": rows})
@@ -61,7 +56,4 @@ def main(argv: list[str]) -> int:
     for r in rows:
         table.add_row(r["display_name"], f"{r['params'] / 1e6:.1f}", f"{r['flops'] / 1e9:.1f}", str(r["tokens"]),
                       str(r["input_size"]))
-    console = Console(soft_wrap=True)
-    console.print(table)
-    console.print(f"wrote {out / 'flops.json'}", highlight=False)
-    return 0
+    return announce([out / "flops.json"], table)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
 
 from densebench.errors import ConfigError
 
@@ -77,3 +79,13 @@ def output_dir(args: Args, cfg: DictConfig, command: str) -> Path:
     if args.run is not None:
         return args.run / "analysis" / command
     return Path(str(cfg.output_dir)) / "analysis" / command / cfg.dataset.name / cfg.model.name
+
+
+def announce(written: list[Path], table: Table | None) -> int:
+    """Print the result table (None: quiet, e.g. progress=none) and the files written; the exit code."""
+    console = Console(soft_wrap=True)
+    if table is not None:
+        console.print(table)
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+    return 0

@@ -20,14 +20,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig
-from rich.console import Console
 from rich.table import Table
 from torch.utils.data import DataLoader
 
 from densebench.analysis.flops import meta_backbone
-from densebench.analysis.options import Args, load_config, output_dir, split_args
+from densebench.analysis.options import Args, announce, load_config, output_dir, split_args
 from densebench.analysis.select import select_indices
 from densebench.data.cache import cached_loader
 from densebench.data.dataset import SegmentationDataset
@@ -144,7 +142,7 @@ def write_outputs(doc: dict[str, Any], out: Path) -> list[Path]:
     return [out / "sizes.json", out / "sizes.csv", sizes_plot(doc["rows"], doc["metric"], title, out / "sizes")]
 
 
-def print_table(doc: dict[str, Any], console: Console) -> None:
+def summary_table(doc: dict[str, Any]) -> Table:
     metric = doc["metric"]
     table = Table(title=f"{doc['model']} · {doc['adapter']} on {doc['dataset']}: input size ({doc['mode']})")
     for column in ("input size", metric, "95% CI", "s / image", "peak MB"):
@@ -154,7 +152,7 @@ def print_table(doc: dict[str, Any], console: Console) -> None:
         table.add_row(str(r["input_size"]), f"{r['metrics'][metric]:.4f}",
                       "-" if ci["ci_lower"] is None else f"[{ci['ci_lower']:.4f}, {ci['ci_upper']:.4f}]",
                       f"{r['s_per_image']:.3f}", f"{r['peak_memory_mb']:.0f}")
-    console.print(table)
+    return table
 
 
 def analyze(args: Args) -> tuple[dict[str, Any], DictConfig]:
@@ -180,9 +178,4 @@ def main(argv: list[str]) -> int:
     args = split_args(argv, "sizes")
     doc, cfg = analyze(args)
     written = write_outputs(doc, output_dir(args, cfg, "sizes"))
-    console = Console(soft_wrap=True)
-    if cfg.get("progress", "auto") != "none":
-        print_table(doc, console)
-    for path in written:
-        console.print(f"wrote {path}", highlight=False)
-    return 0
+    return announce(written, summary_table(doc) if cfg.get("progress", "auto") != "none" else None)

@@ -38,12 +38,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
-from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
 
 from densebench.analysis import stats
-from densebench.analysis.options import load_config, output_dir, split_args
+from densebench.analysis.options import announce, load_config, output_dir, split_args
 from densebench.analysis.select import select_indices
 from densebench.backbones.base import Backbone
 from densebench.data.base import Record
@@ -328,7 +327,7 @@ def write_outputs(doc: dict[str, Any], collector: Collector, first: View, column
             plots.token_heatmaps(collector.heatmaps(), first.display, doc["query"], columns, title, out / "heatmap")]
 
 
-def print_summary(doc: dict[str, Any], console: Console) -> None:
+def summary_table(doc: dict[str, Any]) -> Table:
     table = Table(title=f"{doc['model']['name']} on {doc['dataset']}: patch tokens ({len(doc['images'])} images, "
                         f"{doc['input_size']} px)")
     for column in ("series", "entry", "mean cos", "eff. rank", "within", "between", "gap"):
@@ -338,7 +337,7 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
         for e in series["entries"]:
             cells = [e[k]["mean"] for k in ("mean_cosine", "effective_rank", "class_within", "class_between", "class_gap")]
             table.add_row(name, e["name"], *("-" if v is None or v != v else f"{v:.3f}" for v in cells))
-    console.print(table)
+    return table
 
 
 def main(argv: list[str]) -> int:
@@ -347,9 +346,4 @@ def main(argv: list[str]) -> int:
     doc, collector, first = analyze(cfg, args.options, args.run)
     out = output_dir(args, cfg, "tokens")
     written = write_outputs(doc, collector, first, int(args.options.heatmap_columns), out)
-    console = Console(soft_wrap=True)
-    if cfg.get("progress", "auto") != "none":
-        print_summary(doc, console)
-    for path in written:
-        console.print(f"wrote {path}", highlight=False)
-    return 0
+    return announce(written, summary_table(doc) if cfg.get("progress", "auto") != "none" else None)
