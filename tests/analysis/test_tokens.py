@@ -131,3 +131,8 @@ def test_every_backbone_gives_statistics_for_each_of_its_blocks(path: Path) -> N
     assert len(entries) == backbone.num_blocks
     assert all(-1 <= e["mean_cosine"]["mean"] <= 1 and e["effective_rank"]["mean"] >= 1 for e in entries)
     assert backbone.layers == cfg.get("layers")  # restored after the analysis
+
+
+def test_unknown_split_is_a_clear_error(runs) -> None:
+    with pytest.raises(ConfigError, match="split=nope is not known; use one of train, val, test"):
+        _analyze(runs("frozen"), split="nope")

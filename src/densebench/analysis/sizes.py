@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from densebench.analysis.flops import meta_backbone
 from densebench.analysis.options import Args, announce, load_config, output_dir, split_args
-from densebench.analysis.select import select_indices
+from densebench.analysis.select import choose
 from densebench.data.cache import cached_loader
 from densebench.data.dataset import SegmentationDataset
 from densebench.engine import checkpoint
@@ -60,8 +60,7 @@ def evaluate_sizes(cfg: DictConfig, options: DictConfig, run: Path) -> tuple[int
     seed_everything(int(cfg.seed))
     data = load_splits(cfg)
     source = data.source
-    samples = data.splits[str(options.split)]
-    chosen = [samples[i] for i in select_indices([s.key for s in samples], options.n_images, int(options.seed))]
+    chosen = choose(data.splits, str(options.split), options.n_images, int(options.image_seed))
     model = build_model(cfg, source.num_classes).to(device)
     model.load_trainable_state_dict(checkpoint.load(run / "checkpoints" / "best.pt", device)["model"])
     model.eval()

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from densebench.analysis import stats
 from densebench.analysis.options import announce, load_config, output_dir, split_args
-from densebench.analysis.select import select_indices
+from densebench.analysis.select import choose
 from densebench.backbones.base import Backbone
 from densebench.data.base import Record
 from densebench.data.cache import cached_loader
@@ -268,12 +268,7 @@ def analyze(cfg: DictConfig, options: DictConfig, run: Path | None) -> tuple[dic
     seed_everything(int(cfg.seed))
     data = load_splits(cfg)
     split = str(options.split)
-    if split not in data.splits:
-        raise ConfigError(f"split={split} is not known; use one of {', '.join(data.splits)}")
-    samples = data.splits[split]
-    if not samples:
-        raise ConfigError(f"dataset {cfg.dataset.name} has no {split} images; choose split=train|val|test")
-    chosen = [samples[i] for i in select_indices([s.key for s in samples], options.n_images, int(options.seed))]
+    chosen = choose(data.splits, split, options.n_images, int(options.image_seed))
     source = data.source
     model = build_model(cfg, source.num_classes).to(device).eval()
     backbone = model.backbone
