@@ -13,7 +13,9 @@ from densebench.data.base import Record, Sample
 
 
 class SegmentationDataset(Dataset):
-    """Yields {"image": uint8 (3,H,W), "mask": int64 (H,W), "index": int}.
+    """Yields {"image": uint8 (3,H,W), "mask": int64 (H,W), "index": int}, plus "instances" (int32 (H,W))
+    when the record has an instance map and there is no transform (evaluation datasets: instance
+    scoring needs ids aligned with the untouched mask; training never reads them).
 
     The augmentation RNG is reseeded from (seed, epoch, index) for every item, so the data a step
     sees does not depend on worker count or on whether the run was resumed.
@@ -43,8 +45,11 @@ class SegmentationDataset(Dataset):
             self.transform.set_random_seed(item_seed)
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
-        return {
+        item = {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "mask": torch.from_numpy(np.ascontiguousarray(mask)).long(),
             "index": index,
         }
+        if record.instances is not None and self.transform is None:
+            item["instances"] = torch.from_numpy(np.ascontiguousarray(record.instances, dtype=np.int32))
+        return item

@@ -23,6 +23,7 @@ import psutil
 import torch
 
 from densebench.config import compose
+from densebench.engine.bench_suite import epoch_bench, paper_compare, print_compare
 from densebench.engine.inference import Normalizer, Predictor
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
 from densebench.engine.rundir import write_json
@@ -137,9 +138,19 @@ def main(argv: list[str]) -> int:
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     p.add_argument("--eval-size", type=int, default=None, help="also time whole-image inference at this side length")
     p.add_argument("--num-classes", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="time whole training epochs of a real run (data loading included); the last one counts")
+    p.add_argument("--suite", choices=["paper-compare"], default=None,
+                   help="run every cell of configs/bench/paper_compare.yaml and compare with the paper code")
     p.add_argument("--out", type=Path, default=None, help="write JSON here (printed otherwise)")
     args, overrides = p.parse_known_args(argv)
-    result = bench(overrides, args.iters, args.warmup, args.eval_size, args.num_classes)
+    if args.suite:
+        result = paper_compare(overrides)
+        print_compare(result)
+    elif args.epochs:
+        result = epoch_bench(overrides, args.epochs)
+    else:
+        result = bench(overrides, args.iters, args.warmup, args.eval_size, args.num_classes)
     if args.out:
         write_json(args.out, result)
         print(f"wrote {args.out}")

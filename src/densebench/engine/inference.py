@@ -7,7 +7,7 @@ padded and cropped back. Resize mode reproduces the paper: image and label squas
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -111,21 +111,36 @@ class Predictor:
         raise ValueError(f"eval.mode={self.mode} is not known; use slide or resize")
 
 
+def _resized(label: Tensor, size: int) -> Tensor:
+    """A label map squashed to size×size by nearest neighbour (the paper's resize mode)."""
+    return F.interpolate(label[None, None].double(), size=(size, size), mode="nearest")[0, 0].long()
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, items: Iterable[dict], predictor: Predictor, normalize: Normalizer,
-             num_classes: int, ignore_index: int, device: torch.device, on_item=None) -> Tensor:
-    """(N, C, C) confusion matrices, one per image, computed on `device`."""
+             num_classes: int, ignore_index: int, device: torch.device, on_item=None,
+             on_prediction: Callable[[Tensor, Tensor, Tensor | None], None] | None = None) -> Tensor:
+    """(N, C, C) confusion matrices, one per image, computed on `device`.
+
+    `on_prediction(pred, target, instances)` sees each image's predicted class map, its target and
+    the item's instance map (None when absent), all at the scored resolution: instance scoring
+    rides on the same forward pass.
+    """
     was_training = model.training
     model.eval()
     cms = []
     for item in items:
         image = normalize(item["image"].to(device, non_blocking=True))
         target = item["mask"].to(device)[0]
+        instances = item["instances"][0] if on_prediction is not None and "instances" in item else None
         probs = predictor(image)
         if predictor.mode == "resize":
-            s = predictor.window
-            target = F.interpolate(target[None, None].float(), size=(s, s), mode="nearest")[0, 0].long()
-        cms.append(confusion_matrix(probs.argmax(0), target, num_classes, ignore_index))
+            target = _resized(target, predictor.window)
+            instances = None if instances is None else _resized(instances, predictor.window)
+        pred = probs.argmax(0)
+        cms.append(confusion_matrix(pred, target, num_classes, ignore_index))
+        if on_prediction is not None:
+            on_prediction(pred, target, instances)
         if on_item is not None:
             on_item()
     model.train(was_training)

@@ -38,6 +38,7 @@ from densebench.engine.setup import (
 )
 from densebench.errors import ConfigError
 from densebench.metrics import summary, test_block
+from densebench.metrics.instance import InstanceScorer
 from densebench.model import Segmenter, build_model
 
 
@@ -108,6 +109,9 @@ class Run:
             cfg.eval.blend, self.autocast_dtype,
         )
         self.start_epoch, self.best_value, self.best_epoch, self.epoch_seconds = 0, -math.inf, -1, []
+        source = self.data.source  # instance scoring is checked now, not after training
+        self.instance_scorer = (InstanceScorer.for_dataset(cfg.eval.instance, source.classes, source.ignore_index)
+                                if source.has_instances else None)
 
     def resume(self) -> None:
         last = self.ckpt_dir / "last.pt"
@@ -161,12 +165,12 @@ class Run:
             self.progress.step(f"loss {loss.item():.4f}")
         return total / max(count, 1)
 
-    def evaluate(self, split: str) -> torch.Tensor:
+    def evaluate(self, split: str, on_prediction=None) -> torch.Tensor:
         dataset = self.eval_sets[split]
         self.progress.start_steps(split, len(dataset))
         return evaluate(
             self.model, self.loader(dataset, False), self.predictor, self.normalize, self.data.source.num_classes,
-            self.data.source.ignore_index, self.device, on_item=self.progress.step,
+            self.data.source.ignore_index, self.device, on_item=self.progress.step, on_prediction=on_prediction,
         )
 
     def save_last(self, epoch: int) -> None:
@@ -207,7 +211,10 @@ class Run:
         best = checkpoint.load(self.ckpt_dir / "best.pt", self.device)
         self.model.load_trainable_state_dict(best["model"])
         t0 = time.perf_counter()
-        cms = self.evaluate("test")
+        scorer = self.instance_scorer
+        if scorer is not None:
+            scorer.rows.clear()
+        cms = self.evaluate("test", on_prediction=scorer)
         eval_s = time.perf_counter() - t0
         keys = [s.key for s in self.data.splits["test"]]
         buf = io.BytesIO()
@@ -215,12 +222,16 @@ class Run:
         write_atomic(self.dir / "confusion_per_image.npz", buf.getvalue())
         save_gallery(self)  # gallery/: image | truth | prediction for eval.gallery.n seeded test images
         bs = cfg.eval.bootstrap
-        return {
+        out = {
             "eval_mode": cfg.eval.mode,
             **test_block(cms, self.data.source.classes, int(bs.n), float(bs.ci), int(bs.seed)),
             "eval_s": eval_s,
             "best": best,
         }
+        if scorer is not None:  # sources without instance maps get no block at all (absent, not zero)
+            out["instance"] = scorer.block(int(bs.n), float(bs.ci), int(bs.seed), eval_mode=cfg.eval.mode)
+            write_atomic(self.dir / "instance_per_image.csv", scorer.per_image_csv(keys))
+        return out
 
 
 def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:

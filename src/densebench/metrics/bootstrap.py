@@ -33,19 +33,19 @@ def bootstrap(
         cms = (weights[start : start + chunk] @ flat).reshape(-1, c, c)
         for key, v in summary(cms).items():
             values.setdefault(key, []).append(v)
+    return {key: interval(torch.cat(parts), ci) for key, parts in values.items()}
+
+
+def interval(values: Tensor, ci: float) -> dict[str, float]:
+    """{mean, std, ci_lower, ci_upper} of resampled values (percentile interval); NaN resamples left out."""
+    v = values[~torch.isnan(values)]
+    if v.numel() == 0:
+        return {"mean": float("nan"), "std": float("nan"), "ci_lower": float("nan"), "ci_upper": float("nan")}
     alpha = (1 - ci) / 2
-    out = {}
-    for key, parts in values.items():
-        v = torch.cat(parts)
-        v = v[~torch.isnan(v)]
-        if v.numel() == 0:
-            out[key] = {"mean": float("nan"), "std": float("nan"), "ci_lower": float("nan"), "ci_upper": float("nan")}
-            continue
-        q = torch.quantile(v, torch.tensor([alpha, 1 - alpha], dtype=v.dtype, device=v.device))
-        out[key] = {
-            "mean": v.mean().item(),
-            "std": v.std(unbiased=True).item() if v.numel() > 1 else 0.0,
-            "ci_lower": q[0].item(),
-            "ci_upper": q[1].item(),
-        }
-    return out
+    q = torch.quantile(v, torch.tensor([alpha, 1 - alpha], dtype=v.dtype, device=v.device))
+    return {
+        "mean": v.mean().item(),
+        "std": v.std(unbiased=True).item() if v.numel() > 1 else 0.0,
+        "ci_lower": q[0].item(),
+        "ci_upper": q[1].item(),
+    }
