@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("densebench.backbones.cli", "models_main", "list the backbones with sizes and where weights are"),
     "doctor": ("densebench.backbones.cli", "doctor_main", "check which backbones' weights are available"),
     "data": ("densebench.data.cli", "main", "list, check and export datasets"),
+    "analyze": ("densebench.analysis.cli", "main", "token similarity per layer, input-size sweeps, FLOPs"),
 }
 
 

@@ -100,7 +100,7 @@ def test_published_and_runs_sit_side_by_side_with_delta_and_ci_overlap(out: Path
 def test_paired_bootstrap_result_is_reported_plainly(out: Path) -> None:
     [result] = json.loads((out / "report.json").read_text())["statistics"]["paired_bootstrap"]
     assert result["significant"] and result["difference_ci"][0] > 0
-    assert "a · full is better than b · full" in (out / "report.md").read_text()
+    assert "a · Full fine-tuning is better than b · Full fine-tuning" in (out / "report.md").read_text()
 
 
 def test_markdown_bolds_the_best_cell_and_lists_the_failed_run(out: Path) -> None:

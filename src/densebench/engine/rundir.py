@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 IDENTITY_KEYS = {"model", "adapter", "dataset", "seed"}
 RUNTIME_KEYS = {
     "force", "output_dir", "device", "progress", "dataset.root", "model.weights", "train.num_workers",
-    "cache_dir", "eval.window_batch",
+    "cache_dir", "eval.window_batch", "eval.gallery.n", "eval.gallery.seed", "eval.gallery.side",
 }
 
 

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
 
 import densebench
+from densebench.analysis.gallery import save_gallery
 from densebench.data.cache import cached_loader
 from densebench.data.dataset import SegmentationDataset
 from densebench.data.transforms import build_train_transform
@@ -288,6 +289,7 @@ class Run:
         buf = io.BytesIO()
         np.savez_compressed(buf, cm=cms.cpu().numpy(), keys=np.array(keys))
         write_atomic(self.dir / "confusion_per_image.npz", buf.getvalue())
+        save_gallery(self)  # gallery/: image | truth | prediction for eval.gallery.n seeded test images
         bs = cfg.eval.bootstrap
         out = {
             "eval_mode": cfg.eval.mode,

@@ -48,6 +48,7 @@ class Options:
     bootstrap_seed: int = 0
     alpha: float = 0.05
     plots: bool = True
+    flops_size: int | None = None  # count backbone FLOPs for the scaling plot at this image side; None = off
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -197,7 +198,7 @@ class _Builder:
         section = f"Plots ({v.title})"
         self.plot(f"strategy_boxplots_{v.source}", f"{self.metric} by strategy per dataset ({v.title})", section,
                   lambda path: plots.strategy_boxplots(v.cells, v.datasets, v.strategies, self.catalog, self.metric, path))
-        scaling = plots.scaling(v.cells, v.strategies)
+        scaling = plots.scaling(v.cells, v.strategies, self.flops(v))
         note = ""
         if scaling["skipped_no_params"]:
             where = ("add published_params to configs/model/<name>.yaml" if v.source == PUBLISHED
@@ -205,8 +206,25 @@ class _Builder:
             note = f"Left out of the scaling analysis (no parameter count; {where}): " + ", ".join(scaling["skipped_no_params"])
             self.notes.append(f"{v.title}: {note}")
         self.plot(f"scaling_{v.source}", f"{self.metric} vs backbone parameters ({v.title})", section,
-                  lambda path: plots.scaling_plot(scaling, v.labels, self.catalog, self.metric, path), note)
+                  lambda path: plots.scaling_plot(scaling, v.labels, self.catalog, self.metric, path,
+                                                  self.options.flops_size), note)
         return scaling
+
+    def flops(self, v: _View) -> dict[str, float] | None:
+        """Forward FLOPs per model at `flops_size` (meta device, from the runs' or the catalog's model configs)."""
+        if not self.options.flops_size:
+            return None
+        from densebench.analysis.flops import flops_by_model
+
+        models = sorted(set(v.cells.loc[v.cells["variant"] == "", "model"]))
+        run_cfgs = {d["run"]["model"]: (d.get("config") or {}).get("model") for d in self.results.details.values()}
+        cfgs = {m: run_cfgs.get(m) if v.source == RUNS else self.catalog.configs["model"].get(m) for m in models}
+        counted, failed = flops_by_model(cfgs, int(self.options.flops_size))
+        self.doc.setdefault("flops", {})[v.source] = {"input_size": int(self.options.flops_size), "flops": counted,
+                                                      "not_counted": failed}
+        if counted and failed:
+            self.notes.append(f"{v.title}: backbone FLOPs not counted for " + ", ".join(sorted(failed)))
+        return counted or None
 
     def statistics(self, source: str, cells: pd.DataFrame, labels: dict[str, str],
                    strategy_labels: dict[str, str]) -> dict[str, Any]:

@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples for --paired (default 1000)")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the --paired resamples (default 0)")
     p.add_argument("--no-plots", action="store_true", help="skip the figures (faster; the HTML then has none)")
+    p.add_argument("--flops-size", type=int, default=None, metavar="N",
+                   help="also plot the metric against backbone forward FLOPs for an NxN image (counted on the meta "
+                        "device from the model configs, about a second per model; e.g. 224)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the Friedman/Nemenyi tests (default 0.05)")
     return p
 
@@ -83,6 +86,7 @@ def main(argv: list[str]) -> int:
     options = Options(
         metric=args.metric, per_class=args.per_class, paired=[tuple(p) for p in args.paired],
         n_resamples=args.n_resamples, bootstrap_seed=args.bootstrap_seed, alpha=args.alpha, plots=not args.no_plots,
+        flops_size=args.flops_size or None,
         inputs={"runs_dirs": [str(d) for d in runs_dirs], "published": str(args.published) if args.published else None},
     )
     out.mkdir(parents=True, exist_ok=True)

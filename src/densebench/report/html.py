@@ -12,6 +12,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from densebench.report import gallery
 from densebench.report.build import Report
 from densebench.report.tables import Table, fmt
 
@@ -153,7 +154,7 @@ def _small_table(header: list[str], rows: list[list[Any]]) -> str:
     return f'<div class="wrap"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
-def run_details(anchor: str, doc: dict[str, Any]) -> str:
+def run_details(anchor: str, doc: dict[str, Any], gallery_html: str = "") -> str:
     """One run's drill-down: summary metrics, per-class scores, instance metrics, facts and resolved config."""
     run, test = doc.get("run", {}), doc.get("test", {})
     point = test.get("metrics") or {}
@@ -170,6 +171,7 @@ def run_details(anchor: str, doc: dict[str, Any]) -> str:
     instance = test.get("instance")
     if instance:
         parts += ["<h4>Instance metrics</h4>", f"<pre>{escape(json.dumps(instance, indent=1))}</pre>"]
+    parts.append(gallery_html)
     facts = {k: doc.get(k) for k in ("model", "data", "val", "timing", "memory", "device", "code") if doc.get(k)}
     parts += ["<details><summary>Model, data, timing, device</summary>", f"<pre>{escape(json.dumps(facts, indent=1))}</pre></details>",
               "<details><summary>Resolved config</summary>", f"<pre>{escape(json.dumps(doc.get('config', {}), indent=1))}</pre></details>"]
@@ -182,6 +184,9 @@ def write_html(report: Report, out: Path) -> Path:
     doc = report.document
     anchors = {run_id: f"run-{i}" for i, run_id in enumerate(sorted(report.results.details))}
     sections = list(dict.fromkeys([*(t.section for t in report.tables), *(p.section for p in report.plots)]))
+    galleries = gallery.Galleries(report.results.details)
+    if galleries.section:
+        sections.append("Galleries")
     nav = "".join(f'<a href="#s-{_slug(s)}">{escape(s)}</a>' for s in sections)
     body = []
     if report.notes:
@@ -194,15 +199,19 @@ def write_html(report: Report, out: Path) -> Path:
             note = f"<br>{escape(plot.note)}" if plot.note else ""
             body.append(f'<figure id="p-{_slug(plot.name)}"><img alt="{escape(plot.title)}" src="data:image/png;base64,{data}">'
                         f"<figcaption>{escape(plot.title)}{note}</figcaption></figure>")
+        if section == "Galleries":
+            body.append('<p class="note">The same seeded test images for every run of a dataset: image, ground truth, '
+                        "then each run's prediction.</p>" + galleries.section)
         if section == "Runs" and report.results.details:
             body.append("<h3>Run details</h3>")
-            body += [run_details(anchors[run_id], d) for run_id, d in sorted(report.results.details.items())]
+            body += [run_details(anchors[run_id], d, galleries.for_run(run_id))
+                     for run_id, d in sorted(report.results.details.items())]
     sources = ", ".join(f"{s}: {doc['counts'][s]['results']} results" for s in doc["sources"] if s in doc.get("counts", {}))
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-            f'<link rel="icon" href="data:,"><title>DenseBench report: {escape(report.metric)}</title><style>{CSS}</style></head>'
+            f'<link rel="icon" href="data:,"><title>DenseBench report: {escape(report.metric)}</title><style>{CSS}{gallery.GALLERY_CSS}</style></head>'
             f"<body><header><h1>DenseBench report: {escape(report.metric)}</h1>"
             f"<div class=note>Generated {escape(doc['generated'])} by densebench {escape(doc['densebench_version'])}. "
-            f"{escape(sources)}.</div></header><nav>{nav}</nav><main>{''.join(body)}</main><script>{JS}</script></body></html>")
+            f"{escape(sources)}.</div></header><nav>{nav}</nav><main>{''.join(body)}</main><script>{JS}{gallery.GALLERY_JS}</script></body></html>")
     path = out / "report.html"
     path.write_text(page)
     return path

@@ -85,36 +85,42 @@ def _common_mean(frame: pd.DataFrame, blocks: list[str]) -> pd.Series:
     return table.mean() if len(table) else pd.Series(dtype=float)
 
 
-def scaling(cells: pd.DataFrame, strategies: list[str]) -> dict[str, Any]:
-    """Spearman's ρ between backbone parameters and each model's mean metric, per strategy and overall.
-
-    Means are over the datasets (and strategies) that every model with a parameter count has, so each
-    model is averaged over the same cells. Models without a count are listed in `skipped_no_params`.
-    """
-    base = cells[cells["variant"] == ""].dropna(subset=["value"])
-    params = base.groupby("entry")["params"].first()
-    base = base[base["entry"].isin(params.dropna().index)]
-    result: dict[str, Any] = {"skipped_no_params": sorted(params[params.isna()].index), "by_strategy": {}, "points": {}}
-    series = {s: _common_mean(base[base["strategy"] == s], ["dataset"]) for s in strategies}
-    series["all"] = _common_mean(base, ["dataset", "strategy"])
+def _correlate(x: pd.Series, series: dict[str, pd.Series]) -> dict[str, Any]:
+    """Spearman's ρ between a per-entry quantity `x` and each series of per-entry means (≥ 3 entries)."""
+    result: dict[str, Any] = {"by_strategy": {}, "points": {}}
     for name, means in series.items():
+        means = means[means.index.isin(x.dropna().index)]
         if len(means) < 3:
             continue
-        rho, p = stats.spearmanr(params[means.index].to_numpy(), means.to_numpy())
+        rho, p = stats.spearmanr(x[means.index].to_numpy(), means.to_numpy())
         entry = {"rho": float(rho), "p_value": float(p), "n_models": int(len(means))}
         if name == "all":
             result["overall"] = entry
         else:
             result["by_strategy"][name] = entry
-        result["points"][name] = {e: [float(params[e]), float(v)] for e, v in means.items()}
+        result["points"][name] = {e: [float(x[e]), float(v)] for e, v in means.items()}
     return result
 
 
-def scaling_plot(result: dict[str, Any], labels: dict[str, str], catalog: Catalog, metric: str, path: Path) -> Path | None:
-    """Metric vs backbone parameters (log x) from `scaling()`; None when fewer than 3 models have a count."""
-    if "all" not in result["points"] and not result["by_strategy"]:
-        return None
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+def scaling(cells: pd.DataFrame, strategies: list[str], flops: dict[str, float] | None = None) -> dict[str, Any]:
+    """Spearman's ρ between backbone parameters and each model's mean metric, per strategy and overall.
+
+    Means are over the datasets (and strategies) that every model with a parameter count has, so each
+    model is averaged over the same cells. Models without a count are listed in `skipped_no_params`.
+    With `flops` (forward FLOPs per model), the same means are also correlated with FLOPs (`flops`).
+    """
+    base = cells[cells["variant"] == ""].dropna(subset=["value"])
+    params = base.groupby("entry")["params"].first()
+    base = base[base["entry"].isin(params.dropna().index)]
+    series = {s: _common_mean(base[base["strategy"] == s], ["dataset"]) for s in strategies}
+    series["all"] = _common_mean(base, ["dataset", "strategy"])
+    result = {"skipped_no_params": sorted(params[params.isna()].index), **_correlate(params, series)}
+    if flops:
+        result["flops"] = _correlate(pd.Series(flops, dtype=float), series)
+    return result
+
+
+def _scaling_axes(ax: plt.Axes, result: dict[str, Any], labels: dict[str, str], catalog: Catalog) -> None:
     for name, points in result["points"].items():
         x, y = zip(*points.values())
         if name == "all":
@@ -126,11 +132,26 @@ def scaling_plot(result: dict[str, Any], labels: dict[str, str], catalog: Catalo
             r = result["by_strategy"][name]
             ax.scatter(x, y, s=18, label=f"{catalog.display('strategy', name)} (ρ={r['rho']:.2f}, p={r['p_value']:.2g})")
     ax.set_xscale("log")
-    ax.set_xlabel("backbone parameters")
-    ax.set_ylabel(f"mean {metric} (cells every model has)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
-    ax.set_title(f"{metric} vs backbone size (Spearman rank correlation)")
+
+
+def scaling_plot(result: dict[str, Any], labels: dict[str, str], catalog: Catalog, metric: str, path: Path,
+                 flops_size: int | None = None) -> Path | None:
+    """Metric vs backbone parameters (log x) from `scaling()`, and vs forward FLOPs when counted;
+    None when fewer than 3 models have a count."""
+    if "all" not in result["points"] and not result["by_strategy"]:
+        return None
+    with_flops = bool((result.get("flops") or {}).get("points"))
+    fig, axes = plt.subplots(1, 2 if with_flops else 1, figsize=(13 if with_flops else 6.5, 4.2), squeeze=False)
+    _scaling_axes(axes[0, 0], result, labels, catalog)
+    axes[0, 0].set_xlabel("backbone parameters")
+    axes[0, 0].set_ylabel(f"mean {metric} (cells every model has)")
+    axes[0, 0].set_title(f"{metric} vs backbone size (Spearman rank correlation)")
+    if with_flops:
+        _scaling_axes(axes[0, 1], result["flops"], labels, catalog)
+        axes[0, 1].set_xlabel(f"backbone forward FLOPs, one {flops_size}×{flops_size} image")
+        axes[0, 1].set_title(f"{metric} vs backbone compute")
     return _save(fig, path)
 
 
