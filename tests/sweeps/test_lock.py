@@ -99,3 +99,23 @@ def test_a_cell_another_sweep_is_writing_is_left_alone(tmp_path, capsys):
             main(["run", "-m", *overrides, "force=true"])
         assert forced.value.code == 0 and "is being written by" in capsys.readouterr().err
         assert not run.exists()  # neither a failure record nor any other file in the owner's directory
+
+
+def test_runs_side_by_side_on_a_multi_gpu_machine_take_different_gpus(tmp_path, monkeypatch):
+    import torch
+
+    from densebench.engine import session
+    from densebench.errors import DenseBenchError
+
+    monkeypatch.setattr(session.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: type("P", (), {"uuid": f"GPU-{i}"}))
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    with session.claim_gpu("auto"), session.claim_gpu("auto"):
+        with pytest.raises(DenseBenchError, match="all 2 visible GPUs are taken"):
+            with session.claim_gpu("auto"):
+                pass
+    with session.claim_gpu("auto"), session.claim_gpu("cuda:1"):  # released again; an explicit device claims nothing
+        pass
+    assert chosen == [0, 1, 0]

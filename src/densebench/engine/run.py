@@ -22,7 +22,7 @@ from rich.table import Table
 from densebench.cli import config_dir, print_error
 from densebench.errors import ConfigError, DenseBenchError
 
-GROUPS = ("model", "adapter", "dataset", "train", "eval", "experiment")
+GROUPS = ("model", "adapter", "dataset", "train", "eval", "experiment", "finetune")
 
 # configs/hydra/launcher/submitit_*.yaml replace the plugin's defaults under the same names, so Hydra
 # validates them against the plugin's schema (wanted) and warns that this is deprecated. Set at import:
