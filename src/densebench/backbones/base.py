@@ -8,6 +8,7 @@ module, never from a table keyed by model name.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -29,7 +30,7 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     return F.pad(x, (0, pw, 0, ph))
 
 
-class Backbone(nn.Module):
+class Backbone(nn.Module, ABC):
     """Base class: subclasses implement `forward_tokens` and set the attributes below.
 
     Attributes:
@@ -53,9 +54,9 @@ class Backbone(nn.Module):
     lora_targets: dict[str, str] = {}
     model_name: str = "unnamed"
 
+    @abstractmethod
     def forward_tokens(self, x: Tensor) -> list[Tensor]:
         """Full token sequences (B, prefix + h*w, D) for each selected layer; H, W are multiples of p."""
-        raise NotImplementedError(f"{type(self).__name__} must implement forward_tokens")
 
     @property
     def weights_module(self) -> nn.Module:

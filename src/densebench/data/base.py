@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 from omegaconf import DictConfig
 
@@ -38,7 +40,7 @@ class Record:
     instances: np.ndarray | None = None
 
 
-class SegmentationSource:
+class SegmentationSource(ABC):
     """Base class for a release-format reader. Subclasses implement `samples` and `load`.
 
     Class names, colours, ignore codes and split rules come from the dataset config (`cfg`).
@@ -68,11 +70,13 @@ class SegmentationSource:
             raise DataError(f"dataset '{self.cfg.name}': dataset.root={path} is not a directory; point it at the unzipped release")
         return path
 
+    @abstractmethod
     def samples(self) -> list[Sample]:
-        raise NotImplementedError(f"{type(self).__name__} must implement samples()")
+        """Every sample of the release, with its official split tag and group."""
 
+    @abstractmethod
     def load(self, sample: Sample) -> Record:
-        raise NotImplementedError(f"{type(self).__name__} must implement load()")
+        """Decode one sample (call `check_record` on the result)."""
 
     def check_record(self, sample: Sample, record: Record) -> Record:
         """Reject masks that disagree with their image or hold labels outside the class list."""

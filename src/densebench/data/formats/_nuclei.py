@@ -9,6 +9,7 @@ paper's handling and ours differ only in data.
 from __future__ import annotations
 
 import csv
+from abc import abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,8 +137,9 @@ class InstanceFileSource(NucleiSource):
 
     has_instances = True
 
+    @abstractmethod
     def read_instances(self, path: str, shape: tuple[int, int]) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__} must implement read_instances()")
+        """The instance-id map (H, W) stored in one label file."""
 
     def load(self, sample: Sample) -> Record:
         image_path, label_path = sample.paths
