@@ -86,8 +86,9 @@ class Predictor:
         boxes = [(y, x) for y in window_starts(H, win, self.overlap) for x in window_starts(W, win, self.overlap)]
         probs = None
         norm = torch.zeros(H, W, device=image.device)
-        for i in range(0, len(boxes), self.window_batch):
-            chunk = boxes[i : i + self.window_batch]
+        step = self.window_batch if self.window_batch > 0 else len(boxes)  # <= 0: all at once (paper code)
+        for i in range(0, len(boxes), step):
+            chunk = boxes[i : i + step]
             crops = torch.cat([image[..., y : y + win, x : x + win] for y, x in chunk])
             out = self._forward(crops)
             if probs is None:
