@@ -6,16 +6,15 @@ decodes one sample into a `Record`. Splitting, caching, augmentation and batchin
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from abc import ABC, abstractmethod
-
 import numpy as np
 from omegaconf import DictConfig
 
-from densebench.errors import DataError
+from densebench.errors import ConfigError, DataError
 
 IGNORE_INDEX = 255
 
@@ -40,6 +39,32 @@ class Record:
     instances: np.ndarray | None = None
 
 
+def class_id(classes: list[str], name: str | int, option: str) -> int:
+    """A class given by name (or id) in a config table -> its id; unknown names are config errors."""
+    if isinstance(name, int) and 0 <= name < len(classes):
+        return name
+    if str(name) in classes:
+        return classes.index(str(name))
+    raise ConfigError(f"{option}: class '{name}' is not in dataset.classes {classes}")
+
+
+def class_mode(cfg: DictConfig) -> DictConfig | None:
+    """The `dataset.class_modes` entry chosen by `dataset.class_mode` (default | paper | ...).
+
+    A mode may switch the class list and code table (configs interpolate them from the entry) and/or
+    list classes to score as ignore (`ignore: [names]`). Unknown modes are a config error.
+    """
+    modes = cfg.get("class_modes") or {}
+    mode = cfg.get("class_mode") or "default"
+    if not modes:
+        if mode != "default":
+            raise ConfigError(f"dataset '{cfg.name}' has no class modes; drop dataset.class_mode={mode}")
+        return None
+    if mode not in modes:
+        raise ConfigError(f"dataset.class_mode={mode} is not defined for '{cfg.name}'; use one of {sorted(modes)}")
+    return modes[mode]
+
+
 class SegmentationSource(ABC):
     """Base class for a release-format reader. Subclasses implement `samples` and `load`.
 
@@ -50,8 +75,12 @@ class SegmentationSource(ABC):
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
+        mode = class_mode(cfg)
         self.classes: list[str] = list(cfg.classes)
         self.ignore_index: int = int(cfg.get("ignore_index", IGNORE_INDEX))
+        # Classes the chosen class mode scores as "not annotated" (e.g. BCSS outside_roi by default).
+        ignore = (mode or {}).get("ignore") or []
+        self.ignored_classes = [class_id(self.classes, n, "dataset.class_modes.<mode>.ignore") for n in ignore]
         # (file, reason) for release files that `samples()` left out (e.g. an image without a mask):
         # logged when listed, and a problem for `densebench data check`, so nothing is dropped silently.
         self.excluded: list[tuple[str, str]] = []
@@ -79,7 +108,8 @@ class SegmentationSource(ABC):
         """Decode one sample (call `check_record` on the result)."""
 
     def check_record(self, sample: Sample, record: Record) -> Record:
-        """Reject masks that disagree with their image or hold labels outside the class list."""
+        """Reject masks that disagree with their image or hold labels outside the class list, then
+        turn the class mode's ignored classes into the ignore label (every source ends here)."""
         img, mask = record.image, record.mask
         where = sample.paths[-1] if sample.paths else sample.key
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
@@ -92,4 +122,6 @@ class SegmentationSource(ABC):
                 f"{where}: label values {bad[:5].tolist()} are outside classes 0..{self.num_classes - 1} "
                 f"(and ignore {self.ignore_index}); check dataset.classes"
             )
+        if self.ignored_classes:
+            mask[np.isin(mask, self.ignored_classes)] = self.ignore_index
         return record

@@ -136,7 +136,7 @@ def test_nucls_slide_outside_both_fold_lists(tmp_path):
 
 
 def test_unknown_class_mode_lists_the_known_ones(tmp_path):
-    with pytest.raises(ConfigError, match=r"dataset.class_mode=weird is not known for 'pannuke'; choose one of \['default', 'paper'\]"):
+    with pytest.raises(ConfigError, match=r"dataset.class_mode=weird is not defined for 'pannuke'; use one of \['default', 'paper'\]"):
         build("pannuke", tmp_path, class_mode="weird")
 
 

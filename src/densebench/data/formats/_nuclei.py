@@ -40,10 +40,6 @@ class NucleiSource(SegmentationSource):
     label_kind = "label"
 
     def __init__(self, cfg: DictConfig) -> None:
-        modes = cfg.get("class_modes")
-        mode = cfg.get("class_mode", "default")
-        if modes is not None and mode not in modes:
-            raise ConfigError(f"dataset.class_mode={mode} is not known for '{cfg.name}'; choose one of {sorted(modes)}")
         super().__init__(cfg)
         codes = cfg.get("codes")
         if codes is None:

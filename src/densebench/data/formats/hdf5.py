@@ -13,8 +13,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from densebench.data import SOURCES
-from densebench.data.base import Record, Sample, SegmentationSource
-from densebench.data.formats.paired import class_id
+from densebench.data.base import Record, Sample, SegmentationSource, class_id
 from densebench.data.io import find_files
 from densebench.errors import DataError
 

@@ -24,7 +24,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from densebench.data import SOURCES
-from densebench.data.base import Record, Sample, SegmentationSource
+from densebench.data.base import Record, Sample, SegmentationSource, class_id
 from densebench.data.io import (
     colours_to_ids,
     find_files,
@@ -44,26 +44,6 @@ log = logging.getLogger(__name__)
 FULL_MAP = ("codes", "colours", "ids")  # the layer decides every pixel's class
 PAINT = ("binary", "instances")  # the layer paints one class where it is set
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
-
-
-def class_id(classes: list[str], name: str | int, option: str) -> int:
-    """A class given by name (or id) in a config table -> its id; unknown names are config errors."""
-    if isinstance(name, int) and 0 <= name < len(classes):
-        return name
-    if str(name) in classes:
-        return classes.index(str(name))
-    raise ConfigError(f"{option}: class '{name}' is not in dataset.classes {classes}")
-
-
-def ignored_classes(cfg: DictConfig, classes: list[str]) -> list[int]:
-    """Class ids that `dataset.class_mode` turns into the ignore label (e.g. BCSS outside_roi by default)."""
-    modes = cfg.get("class_modes") or {}
-    mode = cfg.get("class_mode") or "default"
-    if not modes and mode == "default":
-        return []
-    if mode not in modes:
-        raise ConfigError(f"dataset.class_mode={mode} is not defined for '{cfg.name}'; use one of {sorted(modes)}")
-    return [class_id(classes, n, f"dataset.class_modes.{mode}.ignore") for n in modes[mode].get("ignore") or []]
 
 
 def fill(template: str | None, fields: Mapping[str, str]) -> str | None:
@@ -98,7 +78,6 @@ class PairedFiles(SegmentationSource):
         super().__init__(cfg)
         self.layers = [self._layer(i, spec) for i, spec in enumerate(cfg.masks)]
         self.has_instances = any(l.encoding == "instances" for l in self.layers) or cfg.get("instances") == "components"
-        self.ignored = ignored_classes(cfg, self.classes)
         self.class_map = {str(k).lower(): class_id(self.classes, v, "dataset.class_map")
                           for k, v in (cfg.get("class_map") or {}).items()}
         self.split_map = {str(k).lower(): str(v) for k, v in (cfg.get("split_map") or {}).items()}
@@ -252,8 +231,6 @@ class PairedFiles(SegmentationSource):
             self._paint(layer, path, cls, shape, mask, instances)
         if self.cfg.get("instances") == "components":
             _, instances = cv2.connectedComponents((mask != 0).astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-        if self.ignored:
-            mask[np.isin(mask, self.ignored)] = self.ignore_index
         return self.check_record(sample, Record(image=image, mask=mask, instances=instances))
 
     def _field_class(self, fields: Mapping[str, str], where: str) -> int:
