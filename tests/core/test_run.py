@@ -135,6 +135,16 @@ def test_bad_overrides_end_with_one_clear_line(tmp_path, override, expected, cap
     assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_failed_single_run_records_its_error_for_status(tmp_path, capsys):
+    from densebench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", f"output_dir={tmp_path}", "model.pretrained=true", f"model.weights={tmp_path}/nope.pt",
+              *[o for o in FAST if not o.startswith("model.variant")]])
+    (error,) = tmp_path.rglob("error.json")
+    assert json.loads(error.read_text())["type"] == "WeightsError"
+
+
 def test_missing_weights_file_names_the_option(tmp_path, capsys):
     from densebench.cli import main
 

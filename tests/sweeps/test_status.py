@@ -61,9 +61,24 @@ def test_status_counts_cells_that_never_started_as_missing(tmp_path, capsys):
     assert "2 cells" in out and "done 1" in out and "missing 1" in out and "glas · uni" in out
 
 
-def test_status_without_a_sweep_says_what_to_do(tmp_path, capsys):
+def test_status_of_an_empty_directory_says_what_to_do(tmp_path, capsys):
     assert main_status(tmp_path) == 2
-    assert "no sweep manifest" in capsys.readouterr().err
+    assert "no runs under" in capsys.readouterr().err
+
+
+def test_status_without_a_sweep_lists_the_run_directories_it_finds(tmp_path, capsys):
+    for adapter, finished in (("frozen", True), ("full", False)):
+        run = tmp_path / "glas" / "uni" / adapter / "seed0"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(
+            f"seed: 0\ndataset: {{name: glas}}\nmodel: {{name: uni}}\nadapter: {{name: {adapter}}}\n")
+        if finished:
+            (run / "metrics.json").write_text(json.dumps({"status": "complete"}))
+        else:
+            (run / "error.json").write_text(json.dumps({"type": "WeightsError", "message": "no weights found"}))
+    assert main_status(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "done 1" in out and "failed 1" in out and "WeightsError: no weights found" in out
 
 
 def main_status(path: Path) -> int:

@@ -80,10 +80,12 @@ def task(cfg: DictConfig) -> None:
             try:
                 record = execute(cfg, overrides)
             except Exception as exc:
-                if not multirun or isinstance(exc, preempt.Preempted):
+                if isinstance(exc, preempt.Preempted):
                     raise
-                if ddp.is_main():
+                if ddp.is_main() and (multirun or path.is_dir()):  # `densebench status` then shows why
                     _record_failure(path, exc, cfg, overrides)
+                if not multirun:
+                    raise
                 if not isinstance(exc, DenseBenchError):
                     exc = RuntimeError(f"run failed ({type(exc).__name__}): {exc}")
                 print_error(exc)

@@ -34,6 +34,27 @@ def expected_cells(root: Path) -> list[Cell]:
     return list(seen.values())
 
 
+def discovered_cells(root: Path) -> list[Cell]:
+    """Run directories found under `root` (no manifest: single runs), from their saved config.yaml.
+
+    Without a manifest nothing is known to be missing; variants of one cell are told apart by
+    their run-directory name (seed and override digest).
+    """
+    from omegaconf import OmegaConf
+
+    cells = []
+    for saved in sorted(root.rglob("config.yaml")):
+        if {"multirun", ".cache"} & set(saved.relative_to(root).parts):
+            continue
+        cfg = OmegaConf.load(saved)
+        try:
+            cells.append(Cell((f"run={saved.parent.name}",), saved.parent, str(cfg.dataset.name),
+                              str(cfg.model.name), str(cfg.adapter.name), int(cfg.seed)))
+        except Exception:  # not a DenseBench run directory
+            continue
+    return cells
+
+
 def column_labels(cells: list[Cell]) -> list[str]:
     """Adapter, plus the seed and overrides that vary between cells (those shared by all say nothing)."""
     common = set.intersection(*(set(c.semantic) for c in cells)) if cells else set()
@@ -96,11 +117,11 @@ def main(argv: list[str]) -> int:
     root: Path = args.runs_dir
     if not root.is_dir():
         raise DenseBenchError(f"{root} is not a directory; pass the output_dir your sweeps wrote to")
-    cells = expected_cells(root)
+    cells = expected_cells(root) or discovered_cells(root)
     if not cells:
         raise DenseBenchError(
-            f"no sweep manifest (multirun/*/cells.json) under {root}; "
-            "`densebench run -m ...` writes one when it launches"
+            f"no runs under {root}: neither a sweep manifest (multirun/*/cells.json) nor run directories "
+            "with a config.yaml; pass the output_dir your runs wrote to"
         )
     render(root, cells, Console(soft_wrap=True))
     return 0
