@@ -13,9 +13,9 @@ the same sample at once never see a partial entry.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +24,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from densebench.data.base import Record, Sample, SegmentationSource
+from densebench.files import write_atomic
 
 # Config keys that choose samples or sizes but never change how a sample decodes.
 NOT_DECODING = frozenset(
@@ -101,18 +102,12 @@ def _smallest(instances: np.ndarray) -> np.ndarray:
 
 
 def _write(path: Path, record: Record) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"image": record.image, "mask": record.mask}
     if record.instances is not None:
         arrays["instances"] = _smallest(record.instances)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_atomic(path, buf.getvalue(), durable=False)  # a lost entry is simply decoded again
 
 
 def _read(path: Path) -> Record | None:

@@ -18,6 +18,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from densebench.config import compose as compose_config
 from densebench.data import build_source
 from densebench.data.base import SegmentationSource
 from densebench.data.splits import make_splits
@@ -36,20 +37,8 @@ Overrides are the same as for `densebench run` (e.g. dataset.class_mode=paper, d
 
 
 def compose(overrides: list[str]) -> DictConfig:
-    """The full run config for `overrides` (Hydra compose API over the project's configs/)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from densebench.cli import config_dir
-
-    try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-            return hydra_compose("config", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot compose the config from {overrides}: {first}") from None
+    """The full run config for `overrides`; any composition problem is one "cannot compose" line."""
+    return compose_config(overrides, check_groups=False)
 
 
 def dataset_names() -> list[str]:

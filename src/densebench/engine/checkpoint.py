@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from densebench.engine.rundir import write_atomic
+from densebench.files import write_atomic
 
 
 def rng_state() -> dict[str, Any]:

@@ -36,12 +36,13 @@ from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
 from densebench.engine.progress import RunProgress
 from densebench.engine.sampler import EpochBatches
 from densebench.engine.rundir import (
-    first_difference, git_commit, is_complete, read_json, run_dir, semantic_config, write_atomic, write_json,
+    first_difference, git_commit, is_complete, read_json, run_dir, semantic_config, write_json,
 )
 from densebench.engine.setup import (
     PRECISIONS, DataSplits, load_splits, resolve_device, resolve_input_size, resolve_precision, seed_everything,
 )
 from densebench.errors import ConfigError
+from densebench.files import write_atomic
 from densebench.metrics import summary, test_block
 from densebench.metrics.instance import InstanceScorer
 from densebench.model import Segmenter, build_model
