@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from densebench.adapters import Adapter, build_adapter
 from densebench.backbones import build_backbone, pad_to_multiple
 from densebench.decoders import ProgressiveDecoder
+from densebench.fastpath import apply_runtime
 
 
 class Segmenter(nn.Module):
@@ -69,4 +70,7 @@ def build_model(cfg: DictConfig, num_classes: int) -> Segmenter:
         stem_channels=cfg.decoder.stem_channels,
         skip_channels=adapter.skip_channels,
     )
-    return Segmenter(adapter, decoder)
+    model = Segmenter(adapter, decoder)
+    branches = [m for m in adapter.children() if m is not adapter.backbone]
+    apply_runtime(model, [decoder, *branches], cfg.get("runtime"))
+    return model

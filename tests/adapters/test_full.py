@@ -79,3 +79,24 @@ def test_a_copy_of_a_checkpointed_model_runs_its_own_weights():
             p.zero_()
     x = torch.randn(1, 3, *INPUT_HW)
     assert not torch.equal(clone(x), model(x))
+
+
+def _attn_calls_in_one_step(min_tokens: int) -> int:
+    torch.manual_seed(0)
+    model = build_model(make_cfg("demo_vit", "lora", grad_checkpointing="auto", checkpoint_min_tokens=min_tokens),
+                        NUM_CLASSES)
+    calls = []
+    model.adapter.backbone.model.blocks[0].attn.register_forward_pre_hook(lambda *_: calls.append(1))
+    _loss_and_grads(model, torch.randn(2, 3, *INPUT_HW))
+    return len(calls)
+
+
+def test_auto_checkpointing_recomputes_only_from_the_token_threshold():
+    tokens = 1 + (-(-INPUT_HW[0] // 8)) * (-(-INPUT_HW[1] // 8))  # demo_vit: patch 8 + one class token
+    assert _attn_calls_in_one_step(tokens) == 2
+    assert _attn_calls_in_one_step(tokens + 1) == 1
+
+
+def test_unknown_checkpointing_mode_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"adapter.grad_checkpointing=sometimes: expected true, false or auto"):
+        _adapter(grad_checkpointing="sometimes")

@@ -60,6 +60,7 @@ def test_metrics_json_carries_the_documented_blocks(demo_run):
     assert record["data"]["sizes"] == {"train": 16, "val": 4, "test": 6}
     assert record["model"]["params"]["backbone_trainable"] == 0
     assert record["model"]["pretrained"] is False
+    assert record["device"]["runtime"] == {"cpu_linear": "onednn", "channels_last": True}
     boot = record["test"]["bootstrap"]["metrics"]["Mean_Dice"]
     assert boot["ci_lower"] <= boot["mean"] <= boot["ci_upper"]
     assert set(record["test"]["per_class"]) == {"stroma", "nucleus", "lumen"}

@@ -12,6 +12,7 @@ import types
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -83,17 +84,36 @@ def layer_ids(module: nn.Module, model_name: str) -> tuple[dict[str, int], int]:
     return ids, depth
 
 
+def checkpoint_min_tokens(cfg: DictConfig) -> int | None:
+    """`adapter.grad_checkpointing` as the per-image token count from which blocks are recomputed in
+    backward: true → 0 (always), false → None (never), auto → `adapter.checkpoint_min_tokens`.
+
+    auto exists because recomputation costs a second forward (about +35% step time): below ~1024
+    tokens (224² at patch 16) the saved activations are small beside the weights, above it they grow
+    with tokens (and attention with tokens²) and dominate memory (issue 9)."""
+    mode = cfg.get("grad_checkpointing", False)
+    if mode is True or mode is False:
+        return 0 if mode else None
+    if mode == "auto":
+        return int(cfg.get("checkpoint_min_tokens", 1024))
+    raise ConfigError(f"adapter.grad_checkpointing={mode}: expected true, false or auto")
+
+
 def _checkpointed_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
     # Bound per instance (types.MethodType) so deepcopy/pickle rebind to the copy, unlike a closure.
     forward = type(self).forward
-    if self.training and torch.is_grad_enabled():
+    tokens = args[0].shape[-2] if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 3 else None
+    big_enough = tokens is None or tokens >= self.checkpoint_min_tokens
+    if self.training and torch.is_grad_enabled() and big_enough:
         return checkpoint(forward, self, *args, use_reentrant=False, **kwargs)
     return forward(self, *args, **kwargs)
 
 
-def checkpoint_blocks(module: nn.Module, model_name: str) -> int:
-    """Recompute each transformer block's activations in backward instead of storing them; returns L."""
+def checkpoint_blocks(module: nn.Module, model_name: str, min_tokens: int = 0) -> int:
+    """Recompute each transformer block's activations in backward instead of storing them, for inputs
+    of at least `min_tokens` tokens per image; returns L."""
     _, stack = single_stack(module, model_name, "adapter.grad_checkpointing")
     for block in stack.children():
+        block.checkpoint_min_tokens = min_tokens
         block.forward = types.MethodType(_checkpointed_forward, block)
     return len(stack)

@@ -23,7 +23,7 @@ import psutil
 import torch
 
 from densebench.config import compose
-from densebench.engine.bench_suite import epoch_bench, paper_compare, print_compare
+from densebench.engine.bench_suite import epoch_bench, memory_table, paper_compare, print_compare, print_memory
 from densebench.engine.inference import Normalizer, Predictor
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
 from densebench.engine.rundir import write_json
@@ -140,13 +140,19 @@ def main(argv: list[str]) -> int:
     p.add_argument("--num-classes", type=int, default=2)
     p.add_argument("--epochs", type=int, default=None,
                    help="time whole training epochs of a real run (data loading included); the last one counts")
-    p.add_argument("--suite", choices=["paper-compare"], default=None,
-                   help="run every cell of configs/bench/paper_compare.yaml and compare with the paper code")
+    p.add_argument("--suite", choices=["paper-compare", "memory"], default=None,
+                   help="paper-compare: every cell of configs/bench/paper_compare.yaml beside the paper code's "
+                        "figures; memory: configs/bench/memory.yaml (peak memory by backbone, strategy, size)")
+    p.add_argument("--no-before", action="store_true",
+                   help="paper-compare: skip the same-machine runs with the optimisations switched off")
     p.add_argument("--out", type=Path, default=None, help="write JSON here (printed otherwise)")
     args, overrides = p.parse_known_args(argv)
-    if args.suite:
-        result = paper_compare(overrides)
+    if args.suite == "paper-compare":
+        result = paper_compare(overrides, before=not args.no_before)
         print_compare(result)
+    elif args.suite == "memory":
+        result = memory_table(overrides)
+        print_memory(result)
     elif args.epochs:
         result = epoch_bench(overrides, args.epochs)
     else:

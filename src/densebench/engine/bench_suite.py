@@ -51,47 +51,127 @@ def epoch_bench(overrides: list[str], epochs: int) -> dict:
     }
 
 
+def gemm_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """fp32 GEMM rate of this machine through PyTorch's default path and through oneDNN: the scale on
+    which figures from different machines can be compared."""
+    from densebench.fastpath import linear, onednn_available
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    paths = {"default": lambda: a @ b.t()}
+    if onednn_available():
+        paths["onednn"] = lambda: linear(a, b)
+    rates = {}
+    with torch.no_grad():
+        for name, fn in paths.items():
+            fn()
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            rates[name] = 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
+    return rates
+
+
 def machine() -> dict:
     return {
         "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "gemm_fp32_gflops": gemm_gflops(),
     }
 
 
-def paper_compare(extra: list[str]) -> dict:
+def _in_subprocess(flags: list[str], overrides: list[str]) -> dict:
+    """One `densebench bench` cell in its own process, so its peak memory is its own."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "densebench", "bench", *flags, "--out", out.name, *overrides],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            killed = proc.returncode < 0 and f"killed by signal {-proc.returncode} (out of memory?)"
+            return {"error": killed or " ".join(proc.stderr.strip().splitlines()[-1:])}
+        return json.loads(Path(out.name).read_text())
+
+
+def _epochs_in_subprocess(overrides: list[str]) -> dict:
+    return _in_subprocess(["--epochs", "2"], overrides)
+
+
+def memory_table(extra: list[str]) -> dict:
+    """Peak memory of one training step per backbone size x strategy x input size (configs/bench/memory.yaml)."""
+    suite = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "memory.yaml"))
+    cells = [(model, name, size, [*m_over, *s_over])
+             for model, m_over in suite["models"].items() for size in suite["sizes"]
+             for name, s_over in suite["strategies"].items()]
+    cells += [(model, c["name"], c["size"], [*m_over, *c["overrides"]])
+              for model, m_over in suite["models"].items() for c in suite.get("extra_cells", [])]
+    rows = []
+    for model, name, size, overrides in cells:
+        ours = _in_subprocess(["--iters", "1", "--warmup", "0"],
+                              [*suite["common"], *overrides, f"input_size={size}", *extra])
+        rows.append({"model": model, "strategy": name, "input_size": size, "result": ours})
+    return {"suite": "memory", "extra_overrides": extra, "machine": machine(), "rows": rows}
+
+
+def print_memory(result: dict) -> None:
+    m = result["machine"]
+    table = Table(title=f"peak memory of one training step at batch 1 on {m['processor']} ({m['cpu_count']} CPUs)")
+    for col in ("backbone", "strategy", "input", "peak MB", "s/step", "trainable params"):
+        table.add_column(col, justify="left" if col in ("backbone", "strategy") else "right")
+    for row in result["rows"]:
+        r = row["result"]
+        if "error" in r:
+            table.add_row(row["model"], row["strategy"], str(row["input_size"]), "failed: " + r["error"], "", "")
+            continue
+        train = r["train"]
+        peak = train["peak_cuda_mb"] if train.get("peak_cuda_mb") is not None else train["peak_rss_mb"]
+        table.add_row(row["model"], row["strategy"], f"{row['input_size']}²", f"{peak:.0f}",
+                      f"{train['s_per_iter']:.1f}", f"{r['params']['trainable_total']:,}")
+    _console().print(table)
+
+
+def paper_compare(extra: list[str], before: bool = True) -> dict:
     suite = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "paper_compare.yaml"))
     rows = []
     for cell in suite["cells"]:
         overrides = [*suite["common"], *cell["overrides"], *extra]
-        with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            proc = subprocess.run(
-                [sys.executable, "-m", "densebench", "bench", "--epochs", "2", "--out", out.name, *overrides],
-                capture_output=True, text=True,
-            )
-            if proc.returncode != 0:
-                rows.append({"name": cell["name"], "error": proc.stderr.strip().splitlines()[-1:]})
-                continue
-            ours = json.loads(Path(out.name).read_text())
-        paper = cell["paper"]
-        rows.append({
-            "name": cell["name"], "paper": paper, "ours": ours,
-            "speedup": ours["images_per_s"] / paper["images_per_s"],
-            "memory_ratio": ours["peak_rss_mb"] / paper["peak_rss_mb"],
-        })
-    return {"suite": "paper-compare", "machine": machine(), "rows": rows}
+        row = {"name": cell["name"], "paper": cell["paper"], "ours": _epochs_in_subprocess(overrides)}
+        if before and cell.get("before", True):
+            row["before"] = _epochs_in_subprocess([*overrides, *suite["before"]])
+        rows.append(row)
+    return {"suite": "paper-compare", "before_overrides": suite["before"], "extra_overrides": extra,
+            "machine": machine(), "rows": rows}
+
+
+def _ratio(a: dict | None, b: dict | None, key: str) -> str:
+    if not a or not b or key not in a or key not in b:
+        return "-"
+    return f"{a[key] / b[key]:.2f}x"
+
+
+def _console() -> Console:
+    """Wide tables stay whole when printed into a file or a pipe (rich assumes 80 columns there)."""
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
 
 
 def print_compare(result: dict) -> None:
-    table = Table(title=f"paper-compare on {result['machine']['processor']} "
-                        f"({result['machine']['cpu_count']} CPUs, {result['machine']['torch_threads']} threads)")
-    for col in ("cell", "paper img/s", "ours img/s", "speed-up", "paper RSS MB", "ours RSS MB", "memory ratio"):
+    m = result["machine"]
+    gemm = ", ".join(f"{k} {v:.0f}" for k, v in m["gemm_fp32_gflops"].items())
+    table = Table(title=f"paper-compare on {m['processor']} ({m['cpu_count']} CPUs, {m['torch_threads']} threads; "
+                        f"fp32 GEMM GFLOP/s: {gemm})")
+    for col in ("cell", "paper img/s", "before img/s", "ours img/s", "vs paper", "vs before",
+                "paper RSS MB", "before RSS MB", "ours RSS MB", "RSS vs paper"):
         table.add_column(col, justify="left" if col == "cell" else "right")
     for row in result["rows"]:
-        if "error" in row:
-            table.add_row(row["name"], "-", "failed: " + " ".join(row["error"]), "", "", "", "")
+        p, o, b = row["paper"], row["ours"], row.get("before")
+        if "error" in o:
+            table.add_row(row["name"], f"{p['images_per_s']:.2f}", "", "failed: " + o["error"], *[""] * 6)
             continue
-        p, o = row["paper"], row["ours"]
-        table.add_row(row["name"], f"{p['images_per_s']:.2f}", f"{o['images_per_s']:.2f}", f"{row['speedup']:.2f}x",
-                      f"{p['peak_rss_mb']:.0f}", f"{o['peak_rss_mb']:.0f}", f"{row['memory_ratio']:.2f}")
-    Console(soft_wrap=True).print(table)
+        fmt = lambda d, k, f: f.format(d[k]) if d and k in d else "-"  # noqa: E731
+        table.add_row(
+            row["name"], fmt(p, "images_per_s", "{:.2f}"), fmt(b, "images_per_s", "{:.2f}"),
+            fmt(o, "images_per_s", "{:.2f}"), _ratio(o, p, "images_per_s"), _ratio(o, b, "images_per_s"),
+            fmt(p, "peak_rss_mb", "{:.0f}"), fmt(b, "peak_rss_mb", "{:.0f}"), fmt(o, "peak_rss_mb", "{:.0f}"),
+            _ratio(o, p, "peak_rss_mb"),
+        )
+    _console().print(table)

@@ -358,6 +358,7 @@ def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
             "type": run.device.type,
             "name": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
             "precision": run.precision, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "runtime": OmegaConf.to_container(cfg.runtime, resolve=True) if "runtime" in cfg else None,
         },
     }
     write_json(run.dir / "metrics.json", record)

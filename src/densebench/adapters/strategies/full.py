@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from densebench.adapters import ADAPTERS
 from densebench.adapters.base import Adapter
-from densebench.adapters.blocks import checkpoint_blocks, layer_ids
+from densebench.adapters.blocks import checkpoint_blocks, checkpoint_min_tokens, layer_ids
 from densebench.backbones.base import Backbone
 from densebench.errors import ConfigError
 
@@ -29,8 +29,9 @@ class Full(Adapter):
             raise ConfigError(f"adapter.layer_decay={self.layer_decay} must be in (0, 1]; 1 turns decay off")
         for p in self.backbone.parameters():
             p.requires_grad_(True)
-        if cfg.get("grad_checkpointing", False):
-            checkpoint_blocks(self.backbone, backbone.model_name)
+        min_tokens = checkpoint_min_tokens(cfg)
+        if min_tokens is not None:
+            checkpoint_blocks(self.backbone, backbone.model_name, min_tokens)
 
     def lr_multipliers(self) -> dict[int, float]:
         decay = self.layer_decay

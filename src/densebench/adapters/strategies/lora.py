@@ -18,7 +18,7 @@ from torch import nn
 
 from densebench.adapters import ADAPTERS
 from densebench.adapters.base import Adapter
-from densebench.adapters.blocks import block_of, block_stacks, checkpoint_blocks
+from densebench.adapters.blocks import block_of, block_stacks, checkpoint_blocks, checkpoint_min_tokens
 from densebench.adapters.strategies.frozen import freeze
 from densebench.backbones.base import Backbone
 from densebench.errors import ConfigError
@@ -123,8 +123,9 @@ class LowRank(Adapter):
                 f"model '{backbone.model_name}': peft adapted {sum(self.block_counts.values())} of the "
                 f"{len(targets)} Linear modules selected by target set '{cfg.target_set}'"
             )
-        if cfg.grad_checkpointing:
-            checkpoint_blocks(backbone, backbone.model_name)
+        min_tokens = checkpoint_min_tokens(cfg)
+        if min_tokens is not None:
+            checkpoint_blocks(backbone, backbone.model_name, min_tokens)
 
     def own_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         return ((n, p) for n, p in self.named_parameters() if PEFT_PREFIX in n)
