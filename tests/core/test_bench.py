@@ -86,3 +86,12 @@ def test_memory_suite_covers_both_backbone_sizes_every_strategy_and_size(monkeyp
     assert ("uni", "lora", 1024, False) in seen and ("uni", "lora", 1024, "auto") in seen
     bench_suite.print_memory(result)
     assert "1024²" in capsys.readouterr().out
+
+
+def test_loader_bench_fills_the_cache_then_reads_it_without_building_the_model(monkeypatch):
+    from densebench.engine import train
+
+    monkeypatch.setattr(train, "build_model", lambda *a: pytest.fail("the loader bench must not build the model"))
+    result = bench_suite.loader_bench([*FAST, "train.num_workers=0", "device=cpu"], epochs=2)
+    assert result["images"] == 8 and result["cache"] is True and len(result["images_per_s"]) == 2
+    assert result["input_size"] == 48

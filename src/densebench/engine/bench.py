@@ -5,7 +5,8 @@
 
 Random inputs, the engine's own model/loss/optimiser/predictor; warm-up iterations excluded; the
 median over timed iterations; peak memory sampled during the timed region only (CPU RSS, or CUDA
-max allocated). Results say which machine produced them.
+max allocated). Results say which machine produced them. Other modes: `--epochs N` (real epochs
+through the engine), `--loader` (the data loader alone), `--suite paper-compare|memory`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import psutil
 import torch
 
 from densebench.config import compose
-from densebench.engine.bench_suite import epoch_bench, memory_table, paper_compare, print_compare, print_memory
+from densebench.engine.bench_suite import epoch_bench, loader_bench, memory_table, paper_compare, print_compare, print_memory
 from densebench.engine.inference import Normalizer, Predictor
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
 from densebench.engine.rundir import write_json
@@ -140,6 +141,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--num-classes", type=int, default=2)
     p.add_argument("--epochs", type=int, default=None,
                    help="time whole training epochs of a real run (data loading included); the last one counts")
+    p.add_argument("--loader", action="store_true",
+                   help="time the training data loader alone (no model) for --epochs epochs (default 2)")
     p.add_argument("--suite", choices=["paper-compare", "memory"], default=None,
                    help="paper-compare: every cell of configs/bench/paper_compare.yaml beside the paper code's "
                         "figures; memory: configs/bench/memory.yaml (peak memory by backbone, strategy, size)")
@@ -153,6 +156,8 @@ def main(argv: list[str]) -> int:
     elif args.suite == "memory":
         result = memory_table(overrides)
         print_memory(result)
+    elif args.loader:
+        result = loader_bench(overrides, args.epochs or 2)
     elif args.epochs:
         result = epoch_bench(overrides, args.epochs)
     else:

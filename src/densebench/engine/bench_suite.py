@@ -37,18 +37,41 @@ def epoch_bench(overrides: list[str], epochs: int) -> dict:
         run.dir.mkdir(parents=True)
         run.build()
         loader_len = len(run.loader(run.train_set, True))
-        times = []
+        times, faults = [], []
         for epoch in range(epochs):
-            t0 = time.perf_counter()
+            f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
             run.train_epoch(epoch)
             times.append(time.perf_counter() - t0)
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
         counts = run.model.parameter_counts()
     s_iter = times[-1] / loader_len
     return {
         "overrides": overrides, "epochs": epochs, "epoch_s": times, "iters_per_epoch": loader_len,
         "s_per_iter": s_iter, "images_per_s": len(run.train_set) / times[-1],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "params": counts,
+        "minor_page_faults": faults,  # per epoch: copy-on-write after forking loader workers shows here
     }
+
+
+def loader_bench(overrides: list[str], epochs: int) -> dict:
+    """Images/s the training loader alone delivers (decode, cache, augmentation, collation; no model),
+    epoch by epoch: with the default cache the first epoch decodes and fills it, later ones read it."""
+    from densebench.engine.train import Run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = compose([*overrides, f"output_dir={tmp}", "progress=none"])
+        run = Run(cfg, overrides)
+        run.dir.mkdir(parents=True)
+        run.build(model=False)
+        rates = []
+        for epoch in range(epochs):
+            t0, n = time.perf_counter(), 0
+            for batch in run.loader(run.train_set, True, epoch):
+                n += len(batch["image"])
+            rates.append(n / (time.perf_counter() - t0))
+    return {"overrides": overrides, "input_size": run.input_size, "batch_size": int(cfg.train.batch_size),
+            "num_workers": int(cfg.train.num_workers), "cache": cfg.get("cache_dir") is not None,
+            "images": len(run.train_set), "images_per_s": rates}
 
 
 def gemm_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:

@@ -16,7 +16,7 @@ from densebench.files import write_atomic
 # Overrides that name the run's identity (already in the path) or change nothing in its results.
 IDENTITY_KEYS = {"model", "adapter", "dataset", "seed"}
 RUNTIME_KEYS = {
-    "force", "output_dir", "device", "progress", "dataset.root", "model.weights", "train.num_workers",
+    "force", "output_dir", "device", "progress", "dataset.root", "model.weights", "train.num_workers", "train.worker_start",
     "cache_dir", "eval.window_batch", "eval.gallery.n", "eval.gallery.seed", "eval.gallery.side",
     "runtime.cpu_linear", "runtime.channels_last", "adapter.grad_checkpointing", "adapter.checkpoint_min_tokens",
 }

@@ -27,8 +27,9 @@ from torch.utils.data import DataLoader, Subset
 
 import densebench
 from densebench.analysis.gallery import save_gallery
+from densebench.backbones.catalog import build_on_meta
 from densebench.data.cache import cached_loader
-from densebench.data.dataset import SegmentationDataset
+from densebench.data.dataset import SegmentationDataset, worker_context
 from densebench.data.transforms import build_train_transform
 from densebench.engine import checkpoint, ddp, preempt
 from densebench.engine.inference import Normalizer, Predictor, evaluate
@@ -101,7 +102,9 @@ class Run:
         (self.dir / "error.json").unlink(missing_ok=True)
         return True
 
-    def build(self) -> None:
+    def build(self, model: bool = True) -> None:
+        """Data, model, optimiser; `model=False` stops after the datasets (loader benchmarks), with the
+        backbone built on the meta device only to fix the input size."""
         cfg = self.cfg
         self.device = resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.train.precision, self.device)
@@ -110,16 +113,22 @@ class Run:
         self.data: DataSplits = load_splits(cfg)
         if ddp.is_main():
             write_json(self.dir / "splits.json", {k: [s.key for s in v] for k, v in self.data.splits.items()})
-        self.model: Segmenter = build_model(cfg, self.data.source.num_classes).to(self.device)
-        self.input_size = resolve_input_size(cfg, self.model.backbone)
-        self.normalize = Normalizer.for_backbone(self.model.backbone, self.device)
-        self.criterion = build_loss(cfg.train.loss, self.data.source.ignore_index)
+        if model:
+            self.model: Segmenter = build_model(cfg, self.data.source.num_classes).to(self.device)
+            backbone = self.model.backbone
+        else:
+            backbone = build_on_meta(cfg.model)
+        self.input_size = resolve_input_size(cfg, backbone)
         load = cached_loader(self.data.source, cfg.cache_dir) if cfg.get("cache_dir") else self.data.source.load
         self.train_set = SegmentationDataset(
             self.data.splits["train"], load, build_train_transform(cfg.train.augment, self.input_size), int(cfg.seed)
         )
         self.eval_sets = {k: SegmentationDataset(self.data.splits[k], load) for k in ("val", "test")}
         ddp.check_batches(len(self.train_set), int(cfg.train.batch_size))
+        if not model:
+            return
+        self.normalize = Normalizer.for_backbone(self.model.backbone, self.device)
+        self.criterion = build_loss(cfg.train.loss, self.data.source.ignore_index)
         self.steps_per_epoch = math.ceil(len(self.train_set) / (cfg.train.batch_size * cfg.train.accumulate))
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
@@ -164,9 +173,11 @@ class Run:
             batching: dict[str, Any] = {"batch_sampler": self.batches}
         else:
             batching = {"batch_size": 1}
+        workers = int(self.cfg.train.num_workers)
         return DataLoader(
-            dataset, **batching, generator=gen, num_workers=int(self.cfg.train.num_workers),
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            dataset, **batching, generator=gen, num_workers=workers, pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            multiprocessing_context=worker_context(self.cfg.train.get("worker_start", "fork")) if workers else None,
         )
 
     def train_epoch(self, epoch: int) -> float:
