@@ -16,7 +16,7 @@ SHARED = Path(os.environ.get("DENSEBENCH_SHARED", REPO.parent / "shared"))
 FAST = [
     "model.variant=tiny", "dataset.n_train=8", "dataset.n_val=2", "dataset.n_test=3", "dataset.min_size=48",
     "dataset.max_size=72", "dataset.min_side=48", "train.epochs=2", "train.batch_size=4", "eval.bootstrap.n=50",
-    "progress=plain",
+    "progress=plain", "train.num_workers=0",  # loader workers: the demo run and test_loader_workers_*
 ]
 
 

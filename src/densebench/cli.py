@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
-from densebench.errors import DenseBenchError
+from densebench.errors import DenseBenchError, one_line
 
 # subcommand -> (module, function, one-line help). Each function takes argv and returns an exit code.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -76,4 +77,4 @@ def main(argv: list[str] | None = None) -> None:
 
 def print_error(exc: BaseException) -> None:
     """One line on stderr, never wrapped, so scripts and logs can grep it."""
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(one_line(exc))}", highlight=False)

@@ -17,3 +17,13 @@ class DataError(DenseBenchError):
 
 class WeightsError(DenseBenchError):
     """Model weights that cannot be found, read or loaded strictly."""
+
+
+def one_line(exc: BaseException) -> str:
+    """What the user sees of an error. One raised in a DataLoader worker comes back with the worker's
+    whole traceback in its text ("Caught DataError in DataLoader worker process 0. Original
+    Traceback ..."); its own message is the last line, after the exception's name."""
+    text = str(exc).strip()
+    if "Original Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return text

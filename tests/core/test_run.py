@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from densebench.errors import ConfigError
 from densebench.metrics import summary
 from tests.conftest import FAST, REPO, densebench
 
@@ -96,6 +97,22 @@ def test_a_finished_run_is_skipped_a_changed_unfinished_one_refused_and_force_re
     assert json.loads(path.read_text())["status"] == "complete"
 
 
+@pytest.mark.parametrize("start", ["forkserver", "fork"])
+def test_loader_workers_do_not_change_results(tmp_path, start):
+    inline = run_ok(tmp_path / "inline")
+    workers = run_ok(tmp_path / start, "train.num_workers=2", f"train.worker_start={start}")
+    (a,), (b,) = metrics_files(tmp_path / "inline"), metrics_files(tmp_path / start)
+    assert json.loads(a.read_text())["test"]["metrics"] == json.loads(b.read_text())["test"]["metrics"]
+    assert inline.returncode == workers.returncode == 0
+
+
+def test_unknown_worker_start_is_one_config_error():
+    from densebench.data.dataset import worker_context
+
+    with pytest.raises(ConfigError, match=r"train.worker_start=threads: this platform offers .*forkserver"):
+        worker_context("threads")
+
+
 def test_a_killed_run_resumes_and_ends_with_the_uninterrupted_result(tmp_path):
     args = ["run", *FAST, "train.epochs=3", "dataset.n_train=12"]
     reference = densebench(*args, f"output_dir={tmp_path / 'ref'}")
@@ -168,3 +185,28 @@ def test_cfg_job_prints_the_composed_config_without_running(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--cfg", "job", "model.variant=tiny", f"output_dir={tmp_path}"])
     assert exit_info.value.code == 0 and "variant: tiny" in capsys.readouterr().out and not metrics_files(tmp_path)
+
+
+def test_bad_data_found_in_a_loader_worker_is_still_one_line(tmp_path):
+    from PIL import Image
+
+    for i in range(10):
+        for sub, array in (("images", np.full((48, 48, 3), 90, np.uint8)), ("masks", np.full((48, 48), i % 2, np.uint8))):
+            (tmp_path / "d" / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(array).save(tmp_path / "d" / sub / f"t{i}.png")
+    Image.fromarray(np.full((48, 48), 7, np.uint8)).save(tmp_path / "d" / "masks" / "t3.png")  # class 7 of 2
+    proc = densebench("run", f"output_dir={tmp_path / 'out'}", "model.variant=tiny", "train.epochs=1",
+                      "train.batch_size=4", "progress=none", "dataset=folder", f"dataset.root={tmp_path / 'd'}",
+                      "dataset.min_side=48", "dataset.split=paper", "train.num_workers=2", "cache_dir=null")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("error: ") and "t3.png: label values [7] are outside classes 0..1" in lines[0]
+
+
+def test_a_worker_traceback_is_reduced_to_its_message():
+    from densebench.errors import DataError, one_line
+
+    wrapped = DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+                        '  File "x.py", line 1, in f\ndensebench.errors.DataError: a.png: bad label: 7\n')
+    assert one_line(wrapped) == "a.png: bad label: 7"
+    assert one_line(DataError("plain: message")) == "plain: message"

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from densebench.cli import config_dir, print_error
-from densebench.errors import ConfigError, DenseBenchError
+from densebench.errors import ConfigError, DenseBenchError, one_line
 
 GROUPS = ("model", "adapter", "dataset", "train", "eval", "experiment", "finetune")
 
@@ -112,7 +112,7 @@ def _record_failure(path: Path, exc: BaseException, cfg: DictConfig, overrides: 
     except Exception:  # an unresolvable config may be the very failure
         config = OmegaConf.to_container(cfg, resolve=False)
     write_json(path / "error.json", {
-        "type": type(exc).__name__, "message": str(exc),
+        "type": type(exc).__name__, "message": one_line(exc),
         "traceback": "".join(traceback.format_exception(exc)),
         "overrides": overrides, "config": config,
     })

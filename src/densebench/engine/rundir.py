@@ -13,10 +13,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from densebench.files import write_atomic
 
-# Overrides that name the run's identity (already in the path) or change nothing in its results.
+# Overrides that name the run's identity (already in the path) or change nothing in its results (the
+# runtime.* speed options change only float summation order, ~1e-6; metrics.json records them).
 IDENTITY_KEYS = {"model", "adapter", "dataset", "seed"}
 RUNTIME_KEYS = {
-    "force", "output_dir", "device", "progress", "dataset.root", "model.weights", "train.num_workers", "train.worker_start",
+    "force", "output_dir", "device", "progress", "dataset.root", "model.weights",
+    "train.num_workers", "train.worker_start",
     "cache_dir", "eval.window_batch", "eval.gallery.n", "eval.gallery.seed", "eval.gallery.side",
     "runtime.cpu_linear", "runtime.channels_last", "adapter.grad_checkpointing", "adapter.checkpoint_min_tokens",
 }
