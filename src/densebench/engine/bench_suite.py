@@ -144,7 +144,7 @@ def print_memory(result: dict) -> None:
     for row in result["rows"]:
         r = row["result"]
         if "error" in r:
-            table.add_row(row["model"], row["strategy"], str(row["input_size"]), "failed: " + r["error"], "", "")
+            table.add_row(row["model"], row["strategy"], f"{row['input_size']}²", "failed: " + r["error"], "", "")
             continue
         train = r["train"]
         peak = train["peak_cuda_mb"] if train.get("peak_cuda_mb") is not None else train["peak_rss_mb"]
