@@ -31,7 +31,8 @@ def test_paper_compare_runs_a_before_baseline_unless_a_cell_shares_one(monkeypat
     def fake(overrides):
         calls.append(overrides)
         native = "runtime.cpu_linear=native" in overrides
-        return {"images_per_s": 1.0 if native else 1.5, "peak_rss_mb": 1000.0}
+        return {"images_per_s": 1.0 if native else 1.5, "peak_rss_mb": 1000.0, "gflop_per_image": 100.0,
+                "gflop_per_s": 100.0 if native else 150.0}
 
     monkeypatch.setattr(bench_suite, "_epochs_in_subprocess", fake)
     monkeypatch.setattr(bench_suite, "gemm_gflops", lambda: {"default": 1.0})
@@ -43,6 +44,25 @@ def test_paper_compare_runs_a_before_baseline_unless_a_cell_shares_one(monkeypat
     print_compare(result)
     out = capsys.readouterr().out
     assert "1.50x" in out and "UNI frozen" in out  # ours/before
+
+
+def _row(ours_img_s: float, ours_rss: float, gflop: float = 100.0) -> dict:
+    return {"name": "cell", "paper": {"images_per_s": 1.0, "peak_rss_mb": 1000.0},
+            "target": {"speed": 1.5, "memory": 0.6},
+            "ours": {"images_per_s": ours_img_s, "peak_rss_mb": ours_rss, "gflop_per_image": gflop,
+                     "gflop_per_s": gflop * ours_img_s}}
+
+
+def test_a_cell_meets_its_target_only_when_both_speed_and_memory_do():
+    assert bench_suite._verdict(bench_suite.assess(_row(1.6, 500.0), peak_gflops=1000.0)) == "met"
+    assert bench_suite._verdict(bench_suite.assess(_row(1.6, 700.0), peak_gflops=1000.0)) == "no: memory"
+    assert bench_suite._verdict(bench_suite.assess(_row(1.4, 500.0), peak_gflops=1000.0)) == "no: speed"
+
+
+def test_a_target_beyond_the_machines_flop_ceiling_says_so():
+    row = bench_suite.assess(_row(1.2, 500.0, gflop=100.0), peak_gflops=140.0)  # ceiling 1.4 img/s < goal 1.5
+    assert row["ceiling_images_per_s"] == pytest.approx(1.4) and row["share_of_peak"] == pytest.approx(120 / 140)
+    assert bench_suite._verdict(row) == "no: target above ceiling"
 
 
 def test_a_failed_cell_is_a_row_not_a_crash(monkeypatch, capsys):
@@ -58,12 +78,17 @@ def test_step_bench_reports_consistent_rates_and_memory():
     train = result["train"]
     assert len(train["times"]) == 2 and train["images_per_s"] == pytest.approx(2 / train["s_per_iter"])
     assert train["peak_rss_mb"] > 0 and result["eval"]["s_per_image"] > 0
+    evaluation = result["eval"]
+    assert evaluation["gflop_per_image"] > 0
+    assert evaluation["gflop_per_s"] == pytest.approx(evaluation["gflop_per_image"] / evaluation["s_per_image"])
 
 
 def test_epoch_bench_times_every_epoch_of_a_real_run(tmp_path):
     result = epoch_bench([*FAST, "train.num_workers=0", "device=cpu"], epochs=2)
     assert len(result["epoch_s"]) == 2 and result["iters_per_epoch"] == 2  # 8 images, batch 4
     assert result["images_per_s"] == pytest.approx(8 / result["epoch_s"][-1])
+    assert result["gflop_per_image"] > 0
+    assert result["gflop_per_s"] == pytest.approx(result["gflop_per_image"] * result["images_per_s"])
 
 
 MEMORY = OmegaConf.load(config_dir() / "bench" / "memory.yaml")

@@ -25,6 +25,7 @@ import torch
 
 from densebench.config import compose
 from densebench.engine.bench_suite import epoch_bench, loader_bench, memory_table, paper_compare, print_compare, print_memory
+from densebench.engine.flops import count_flops
 from densebench.engine.inference import Normalizer, Predictor
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
 from densebench.engine.rundir import write_json
@@ -122,9 +123,11 @@ def bench(overrides: list[str], iters: int, warmup: int, eval_size: int | None, 
         image = normalize(torch.randint(0, 256, (1, 3, eval_size, eval_size), dtype=torch.uint8, device=device))
         times, mem = _timed(lambda: predictor(image), max(1, iters // 2), 1, device)
         s_img = statistics.median(times)
+        gflop = count_flops(lambda: predictor(image)) / 1e9  # one more pass, after timing
         result["eval"] = {"image_size": eval_size, "mode": cfg.eval.mode, "overlap": float(cfg.eval.overlap),
                           "window_batch": int(cfg.eval.window_batch), "s_per_image": s_img, "images_per_s": 1 / s_img,
-                          "times": times, "peak_rss_mb": mem.peak_mb, "peak_cuda_mb": getattr(mem, "cuda_mb", None)}
+                          "gflop_per_image": gflop, "gflop_per_s": gflop / s_img, "times": times,
+                          "peak_rss_mb": mem.peak_mb, "peak_cuda_mb": getattr(mem, "cuda_mb", None)}
     result["machine"] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -25,10 +25,12 @@ from rich.table import Table
 
 from densebench.cli import config_dir
 from densebench.config import compose
+from densebench.engine.flops import train_flops_per_image
 
 
 def epoch_bench(overrides: list[str], epochs: int) -> dict:
-    """Seconds per iteration and images/s of the last of `epochs` epochs; peak RSS of this process."""
+    """Seconds per iteration and images/s of the last of `epochs` epochs; peak RSS of this process
+    (and CUDA's max allocated); the work per image in FLOPs and the rate achieved."""
     from densebench.engine.train import Run
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,12 +45,17 @@ def epoch_bench(overrides: list[str], epochs: int) -> dict:
             run.train_epoch(epoch)
             times.append(time.perf_counter() - t0)
             faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        cuda = run.device.type == "cuda"
+        peak_cuda_mb = torch.cuda.max_memory_allocated(run.device) / 2**20 if cuda else None
         counts = run.model.parameter_counts()
-    s_iter = times[-1] / loader_len
+        flops = train_flops_per_image(run.model, run.input_size, run.device)  # after timing: it adds a step
+    images_per_s = len(run.train_set) / times[-1]
     return {
         "overrides": overrides, "epochs": epochs, "epoch_s": times, "iters_per_epoch": loader_len,
-        "s_per_iter": s_iter, "images_per_s": len(run.train_set) / times[-1],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "params": counts,
+        "s_per_iter": times[-1] / loader_len, "images_per_s": images_per_s, "peak_rss_mb": peak_rss_mb,
+        "peak_cuda_mb": peak_cuda_mb, "params": counts,
+        "gflop_per_image": flops / 1e9, "gflop_per_s": flops / 1e9 * images_per_s,
         "minor_page_faults": faults,  # per epoch: copy-on-write after forking loader workers shows here
     }
 
@@ -158,12 +165,34 @@ def paper_compare(extra: list[str], before: bool = True) -> dict:
     rows = []
     for cell in suite["cells"]:
         overrides = [*suite["common"], *cell["overrides"], *extra]
-        row = {"name": cell["name"], "paper": cell["paper"], "ours": _epochs_in_subprocess(overrides)}
+        row = {"name": cell["name"], "paper": cell["paper"], "target": cell["target"],
+               "ours": _epochs_in_subprocess(overrides)}
         if before and cell.get("before", True):
             row["before"] = _epochs_in_subprocess([*overrides, *suite["before"]])
         rows.append(row)
+    m = machine()
+    peak = max(m["gemm_fp32_gflops"].values())
     return {"suite": "paper-compare", "before_overrides": suite["before"], "extra_overrides": extra,
-            "machine": machine(), "rows": rows}
+            "machine": m, "rows": [assess(row, peak) for row in rows]}
+
+
+def assess(row: dict, peak_gflops: float) -> dict:
+    """Add the cell's targets in absolute units, whether ours meets them, and this machine's ceiling:
+    the img/s if every counted FLOP ran at the machine's measured GEMM rate and nothing else took
+    time. A target above the ceiling cannot be met on this machine at this precision."""
+    paper, target, ours = row["paper"], row["target"], row["ours"]
+    goal = {"images_per_s": paper["images_per_s"] * target["speed"]}
+    if "memory" in target:
+        goal["peak_rss_mb"] = paper["peak_rss_mb"] * target["memory"]
+    row = {**row, "goal": goal}
+    if "error" in ours:
+        return row
+    row["ceiling_images_per_s"] = peak_gflops / ours["gflop_per_image"]
+    row["share_of_peak"] = ours["gflop_per_s"] / peak_gflops
+    row["met"] = {"images_per_s": ours["images_per_s"] >= goal["images_per_s"]}
+    if "peak_rss_mb" in goal:
+        row["met"]["peak_rss_mb"] = ours["peak_rss_mb"] <= goal["peak_rss_mb"]
+    return row
 
 
 def _ratio(a: dict | None, b: dict | None, key: str) -> str:
@@ -172,29 +201,42 @@ def _ratio(a: dict | None, b: dict | None, key: str) -> str:
     return f"{a[key] / b[key]:.2f}x"
 
 
+def _verdict(row: dict) -> str:
+    if "met" not in row:
+        return "-"
+    if all(row["met"].values()):
+        return "met"
+    if row["goal"]["images_per_s"] > row["ceiling_images_per_s"]:
+        return "no: target above ceiling"
+    return "no: " + ", ".join("speed" if k == "images_per_s" else "memory" for k, ok in row["met"].items() if not ok)
+
+
 def _console() -> Console:
     """Wide tables stay whole when printed into a file or a pipe (rich assumes 80 columns there)."""
-    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 
 
 def print_compare(result: dict) -> None:
     m = result["machine"]
     gemm = ", ".join(f"{k} {v:.0f}" for k, v in m["gemm_fp32_gflops"].items())
     table = Table(title=f"paper-compare on {m['processor']} ({m['cpu_count']} CPUs, {m['torch_threads']} threads; "
-                        f"fp32 GEMM GFLOP/s: {gemm})")
-    for col in ("cell", "paper img/s", "before img/s", "ours img/s", "vs paper", "vs before",
-                "paper RSS MB", "before RSS MB", "ours RSS MB", "RSS vs paper"):
-        table.add_column(col, justify="left" if col == "cell" else "right")
+                        f"fp32 GEMM GFLOP/s: {gemm}); ceiling = img/s with every counted FLOP at the best GEMM rate")
+    for col in ("cell", "GFLOP/img", "paper img/s", "target img/s", "ceiling img/s", "before img/s", "ours img/s",
+                "ours GFLOP/s", "vs paper", "vs before", "RSS MB paper/before/ours", "target RSS MB", "target met"):
+        table.add_column(col, justify="left" if col in ("cell", "target met") else "right")
+    fmt = lambda d, k, f: f.format(d[k]) if d and k in d else "-"  # noqa: E731
     for row in result["rows"]:
-        p, o, b = row["paper"], row["ours"], row.get("before")
+        p, o, b, goal = row["paper"], row["ours"], row.get("before"), row["goal"]
         if "error" in o:
-            table.add_row(row["name"], f"{p['images_per_s']:.2f}", "", "failed: " + o["error"], *[""] * 6)
+            table.add_row(row["name"], "", fmt(p, "images_per_s", "{:.2f}"), fmt(goal, "images_per_s", "{:.2f}"),
+                          "", "", "failed: " + o["error"], *[""] * 6)
             continue
-        fmt = lambda d, k, f: f.format(d[k]) if d and k in d else "-"  # noqa: E731
         table.add_row(
-            row["name"], fmt(p, "images_per_s", "{:.2f}"), fmt(b, "images_per_s", "{:.2f}"),
-            fmt(o, "images_per_s", "{:.2f}"), _ratio(o, p, "images_per_s"), _ratio(o, b, "images_per_s"),
-            fmt(p, "peak_rss_mb", "{:.0f}"), fmt(b, "peak_rss_mb", "{:.0f}"), fmt(o, "peak_rss_mb", "{:.0f}"),
-            _ratio(o, p, "peak_rss_mb"),
+            row["name"], f"{o['gflop_per_image']:.0f}", fmt(p, "images_per_s", "{:.2f}"),
+            fmt(goal, "images_per_s", "{:.2f}"), f"{row['ceiling_images_per_s']:.2f}", fmt(b, "images_per_s", "{:.2f}"),
+            fmt(o, "images_per_s", "{:.2f}"), f"{o['gflop_per_s']:.0f} ({row['share_of_peak']:.0%})",
+            _ratio(o, p, "images_per_s"), _ratio(o, b, "images_per_s"),
+            " / ".join(fmt(d, "peak_rss_mb", "{:.0f}") for d in (p, b, o)), fmt(goal, "peak_rss_mb", "{:.0f}"),
+            _verdict(row),
         )
     _console().print(table)
