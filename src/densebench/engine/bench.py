@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import threading
 import time
@@ -24,7 +22,9 @@ import psutil
 import torch
 
 from densebench.config import compose
-from densebench.engine.bench_suite import epoch_bench, loader_bench, memory_table, paper_compare, print_compare, print_memory
+from densebench.engine.bench_suite import (
+    epoch_bench, host_facts, loader_bench, memory_table, paper_compare, print_compare, print_memory,
+)
 from densebench.engine.flops import count_flops
 from densebench.engine.inference import Normalizer, Predictor
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
@@ -128,11 +128,9 @@ def bench(overrides: list[str], iters: int, warmup: int, eval_size: int | None, 
                           "window_batch": int(cfg.eval.window_batch), "s_per_image": s_img, "images_per_s": 1 / s_img,
                           "gflop_per_image": gflop, "gflop_per_s": gflop / s_img, "times": times,
                           "peak_rss_mb": mem.peak_mb, "peak_cuda_mb": getattr(mem, "cuda_mb", None)}
-    result["machine"] = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "python": platform.python_version(), "host": platform.node(),
-    }
+    facts = host_facts()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else facts["processor"]
+    result["machine"] = {"device": name, **facts}
     return result
 
 

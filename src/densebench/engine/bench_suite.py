@@ -101,13 +101,18 @@ def gemm_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
     return rates
 
 
-def machine() -> dict:
+def host_facts() -> dict:
+    """What every benchmark result says of the machine that produced it."""
     return {
         "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "gemm_fp32_gflops": gemm_gflops(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "host": platform.node(),
     }
+
+
+def machine() -> dict:
+    """Host facts plus the measured GEMM rates the suites put their figures against."""
+    return {**host_facts(), "gemm_fp32_gflops": gemm_gflops()}
 
 
 def _in_subprocess(flags: list[str], overrides: list[str]) -> dict:
