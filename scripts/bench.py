@@ -3,7 +3,7 @@
 
 import sys
 
-from densebench.engine.bench import main
+from densebench.bench.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

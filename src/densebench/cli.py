@@ -9,38 +9,23 @@ from __future__ import annotations
 
 import importlib
 import sys
-from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
-from densebench.errors import DenseBenchError, one_line
+from densebench.errors import DenseBenchError, print_error
 
 # subcommand -> (module, function, one-line help). Each function takes argv and returns an exit code.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("densebench.engine.run", "main", "train and evaluate one run (Hydra overrides; --multirun for grids)"),
-    "status": ("densebench.engine.status", "main", "done / running / failed / missing cells of a sweep"),
+    "status": ("densebench.runs.status", "main", "done / running / failed / missing cells of a sweep"),
     "evaluate": ("densebench.engine.evaluate_cli", "main", "score a folder of predicted label PNGs against ground truth"),
-    "bench": ("densebench.engine.bench", "main", "measure train/eval throughput and peak memory"),
+    "bench": ("densebench.bench.cli", "main", "measure train/eval throughput and peak memory"),
     "report": ("densebench.report.cli", "main", "aggregate metrics.json files and published results"),
     "models": ("densebench.backbones.cli", "models_main", "list the backbones with sizes and where weights are"),
     "doctor": ("densebench.backbones.cli", "doctor_main", "check which backbones' weights are available"),
     "data": ("densebench.data.cli", "main", "list, check and export datasets"),
     "analyze": ("densebench.analysis.cli", "main", "token similarity per layer, input-size sweeps, FLOPs"),
 }
-
-
-def config_dir() -> Path:
-    """The `configs/` directory next to `src/` (editable installs and checkouts)."""
-    import os
-
-    env = os.environ.get("DENSEBENCH_CONFIG_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
-    if not (path / "config.yaml").is_file():
-        raise DenseBenchError(
-            f"config directory {path} not found; install with `pip install -e .` from a clone or set DENSEBENCH_CONFIG_DIR"
-        )
-    return path
 
 
 def usage() -> str:
@@ -73,8 +58,3 @@ def main(argv: list[str] | None = None) -> None:
         print_error(exc)
         sys.exit(2)
     sys.exit(code or 0)
-
-
-def print_error(exc: BaseException) -> None:
-    """One line on stderr, never wrapped, so scripts and logs can grep it."""
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(one_line(exc))}", highlight=False)

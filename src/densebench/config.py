@@ -1,10 +1,42 @@
-"""Compose the run configuration outside `densebench run` (bench, data, analyses) with Hydra's API."""
+"""The config's one home: where `configs/` is, its groups, and composing a run config with Hydra's API."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from omegaconf import DictConfig
 
 from densebench.errors import ConfigError
+
+
+GROUPS = ("model", "adapter", "dataset", "train", "eval", "experiment", "finetune")
+
+
+def config_dir() -> Path:
+    """The `configs/` directory next to `src/` (editable installs and checkouts)."""
+    env = os.environ.get("DENSEBENCH_CONFIG_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    if not (path / "config.yaml").is_file():
+        raise ConfigError(
+            f"config directory {path} not found; install with `pip install -e .` from a clone or set DENSEBENCH_CONFIG_DIR"
+        )
+    return path
+
+
+def check_group_choices(argv: list[str], configs: Path) -> None:
+    """`model=nope` → one clear line listing the known models (Hydra prints several lines otherwise)."""
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+~")
+        if key not in GROUPS or value.startswith(("glob(", "range(", "choice(", "${")):
+            continue
+        known = sorted(p.stem for p in (configs / key).glob("*.yaml"))
+        for choice in value.split(","):
+            if choice and choice != "null" and choice not in known:
+                raise ConfigError(f"unknown {key} '{choice}'; known: {', '.join(known)} (configs/{key}/)")
 
 
 def compose(overrides: list[str], check_groups: bool = True) -> DictConfig:
@@ -16,9 +48,6 @@ def compose(overrides: list[str], check_groups: bool = True) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
-
-    from densebench.cli import config_dir
-    from densebench.engine.run import check_group_choices
 
     configs = config_dir()
     if check_groups:

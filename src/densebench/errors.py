@@ -27,3 +27,11 @@ def one_line(exc: BaseException) -> str:
     if "Original Traceback" in text:
         text = text.splitlines()[-1].split(": ", 1)[-1]
     return text
+
+
+def print_error(exc: BaseException) -> None:
+    """One line on stderr, never wrapped, so scripts and logs can grep it."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(one_line(exc))}", highlight=False)

@@ -30,7 +30,7 @@ REEVALUATE = """
 import sys
 from pathlib import Path
 from omegaconf import OmegaConf
-from densebench.engine.rundir import read_json, write_json
+from densebench.files import read_json, write_json
 from densebench.engine.train import Run
 
 results = {}

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from densebench.analysis.gallery import PANELS, colourize
-from densebench.analysis.select import select_indices
+from densebench.engine.gallery import PANELS, colourize
+from densebench.data.select import select_indices
 
 
 @pytest.fixture(scope="module")

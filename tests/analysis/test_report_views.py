@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from densebench.engine.rundir import write_json
+from densebench.files import write_json
 
 
 def finish(run) -> Path:

@@ -16,7 +16,7 @@ KEYS = ("mean_cosine", "effective_rank", "class_within", "class_between", "class
 
 
 def _options(**kw):
-    from densebench.cli import config_dir
+    from densebench.config import config_dir
 
     return OmegaConf.merge(OmegaConf.load(config_dir() / "analysis.yaml").tokens, kw)
 
@@ -105,7 +105,7 @@ def test_run_fixes_the_model(runs) -> None:
 
 
 def _model_configs() -> list[Path]:
-    from densebench.cli import config_dir
+    from densebench.config import config_dir
 
     return sorted((config_dir() / "model").glob("*.yaml"))
 

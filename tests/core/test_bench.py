@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from densebench.cli import config_dir
-from densebench.engine import bench_suite
-from densebench.engine.bench import bench
-from densebench.engine.bench_suite import epoch_bench, paper_compare, print_compare
+from densebench.config import config_dir
+from densebench.bench import suite as bench_suite
+from densebench.bench.cli import bench
+from densebench.bench.suite import epoch_bench, paper_compare, print_compare
 
 from ..conftest import FAST
 

@@ -99,7 +99,7 @@ def test_unknown_cpu_linear_is_one_config_error(compose_cfg):
 def test_runtime_options_are_not_part_of_the_run_identity():
     from omegaconf import OmegaConf
 
-    from densebench.engine.rundir import run_dir
+    from densebench.runs.rundir import run_dir
 
     cfg = OmegaConf.create({"output_dir": "o", "seed": 0, "dataset": {"name": "d"}, "model": {"name": "m"},
                             "adapter": {"name": "a"}})

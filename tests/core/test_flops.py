@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densebench.engine.flops import count_flops, train_flops_per_image
+from densebench.bench.flops import count_flops, train_flops_per_image
 from densebench.fastpath import linear, onednn_available
 
 

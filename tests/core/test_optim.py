@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from densebench.engine.optim import build_loss, param_groups, warmup_cosine
 

@@ -72,7 +72,7 @@ def test_metrics_json_carries_the_documented_blocks(demo_run):
 def test_run_directory_follows_from_identity_and_other_overrides(tmp_path):
     from omegaconf import OmegaConf
 
-    from densebench.engine.rundir import run_dir
+    from densebench.runs.rundir import run_dir
 
     cfg = OmegaConf.create({"output_dir": "out", "seed": 1, "dataset": {"name": "d"}, "model": {"name": "m"},
                             "adapter": {"name": "a"}})

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from densebench.cli import config_dir
+from densebench.config import config_dir
 from densebench.errors import DenseBenchError
 from densebench.report.cli import main
 from densebench.report.names import Catalog

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from densebench.cli import config_dir
+from densebench.config import config_dir
 from densebench.report.build import Options, Report, build_report
 from densebench.report.load import Results, load_published
 from densebench.report.names import PAPER_CATEGORIES, Catalog

@@ -11,7 +11,7 @@ import pytest
 
 from densebench.cli import main
 from densebench.config import compose
-from densebench.engine.cells import read_manifest
+from densebench.runs.cells import read_manifest
 from tests.conftest import densebench
 from tests.sweeps import TINY
 

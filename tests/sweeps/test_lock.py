@@ -13,15 +13,15 @@ import time
 import pytest
 
 from densebench.cli import main
-from densebench.engine.cells import state
-from densebench.engine.lock import RunLock, RunLocked, holder, lock_path
+from densebench.runs.cells import state
+from densebench.runs.lock import RunLock, RunLocked, holder, lock_path
 from tests.conftest import REPO
 from tests.sweeps import TINY
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from densebench.engine.lock import RunLock
+from densebench.runs.lock import RunLock
 lock = RunLock(Path(sys.argv[1]))
 lock.acquire()
 print("held", flush=True)
@@ -84,7 +84,7 @@ def test_the_heartbeat_keeps_a_long_run_fresh(tmp_path):
 
 def test_a_cell_another_sweep_is_writing_is_left_alone(tmp_path, capsys):
     from densebench.config import compose
-    from densebench.engine.rundir import run_dir
+    from densebench.runs.rundir import run_dir
 
     overrides = [f"output_dir={tmp_path}", *TINY, "progress=none"]
     run = run_dir(compose(overrides), overrides)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from densebench.config import compose
-from densebench.engine import preempt
+from densebench.runs import preempt
 from densebench.engine.progress import RunProgress
 from densebench.engine.train import execute
 from tests.conftest import REPO, densebench

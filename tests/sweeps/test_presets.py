@@ -10,7 +10,8 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 
-from densebench.cli import config_dir, main
+from densebench.cli import main
+from densebench.config import config_dir
 from densebench.engine.setup import nearest_patch_multiple
 from densebench.errors import ConfigError
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from densebench.cli import main
-from densebench.engine.cells import Cell, find_manifests, read_manifest, state, write_manifest
-from densebench.engine.lock import RunLock
-from densebench.engine.status import column_labels
+from densebench.runs.cells import Cell, find_manifests, read_manifest, state, write_manifest
+from densebench.runs.lock import RunLock
+from densebench.runs.status import column_labels
 
 
 def cell(root: Path, adapter: str, seed: int, *extra: str) -> Cell:

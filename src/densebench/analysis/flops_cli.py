@@ -12,8 +12,8 @@ from rich.table import Table
 
 from densebench.analysis.flops import backbone_cost
 from densebench.analysis.options import announce, split_args
-from densebench.cli import config_dir
-from densebench.engine.rundir import write_json
+from densebench.config import config_dir
+from densebench.files import write_json
 from densebench.errors import ConfigError
 from densebench.report.cli import default_runs_dir
 

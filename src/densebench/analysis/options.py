@@ -29,7 +29,7 @@ class Args:
 
 def split_args(argv: list[str], section: str) -> Args:
     """Separate the analysis' own KEY=VALUE arguments from the run overrides."""
-    from densebench.cli import config_dir
+    from densebench.config import config_dir
 
     defaults = OmegaConf.load(config_dir() / "analysis.yaml")[section]
     own, overrides = [], []
@@ -51,7 +51,7 @@ def split_args(argv: list[str], section: str) -> Args:
 
 def run_config(run: Path, overrides: list[str]) -> DictConfig:
     """A finished run's resolved config, with runtime overrides (device, dataset.root, input_size, ...)."""
-    from densebench.engine.run import GROUPS
+    from densebench.config import GROUPS
 
     saved = run / "config.yaml"
     if not saved.is_file():

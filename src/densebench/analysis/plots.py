@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from densebench.report.plots import _save, plt
+from densebench.report.plots import save_figure, plt
 
 STYLE = {"backbone": dict(color="tab:blue", marker="o"), "adapted_backbone": dict(color="tab:orange", marker="s"),
          "adapter_blocks": dict(color="tab:green", marker="^"), "decoder_input": dict(color="tab:red", marker="*", ms=9),
@@ -45,7 +45,7 @@ def token_layers(doc: dict[str, Any], path: Path) -> Path:
     fig.suptitle(f"{m['name']} tokens on {doc['dataset']} ({len(doc['images'])} images, {doc['input_size']} px, "
                  f"{doc['eval_mode']})")
     fig.tight_layout()
-    return _save(fig, path, tight=False)
+    return save_figure(fig, path, tight=False)
 
 
 def token_distance(doc: dict[str, Any], path: Path) -> Path:
@@ -64,7 +64,7 @@ def token_distance(doc: dict[str, Any], path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=5, ncol=2 if len(entries) > 8 else 1)
     fig.tight_layout()
-    return _save(fig, path, tight=False)
+    return save_figure(fig, path, tight=False)
 
 
 def _spread(n: int, k: int) -> list[int]:
@@ -101,7 +101,7 @@ def token_heatmaps(heatmaps: dict[str, list[tuple[str, np.ndarray]]], display: n
     fig.suptitle(title)
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="cosine to the query token")
-    return _save(fig, path, tight=True)
+    return save_figure(fig, path, tight=True)
 
 
 def sizes_plot(rows: list[dict[str, Any]], metric: str, title: str, path: Path) -> Path:
@@ -124,4 +124,4 @@ def sizes_plot(rows: list[dict[str, Any]], metric: str, title: str, path: Path) 
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path, tight=False)
+    return save_figure(fig, path, tight=False)

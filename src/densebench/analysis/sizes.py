@@ -26,14 +26,14 @@ from torch.utils.data import DataLoader
 
 from densebench.analysis.flops import meta_backbone
 from densebench.analysis.options import Args, announce, load_config, output_dir, split_args
-from densebench.analysis.select import choose
+from densebench.data.select import choose
 from densebench.data.cache import cached_loader
 from densebench.data.dataset import SegmentationDataset
 from densebench.engine import checkpoint
-from densebench.engine.bench import _timed
+from densebench.bench.cli import timed
 from densebench.engine.inference import Normalizer, Predictor, evaluate
 from densebench.engine.progress import RunProgress
-from densebench.engine.rundir import write_json
+from densebench.files import write_json
 from densebench.engine.setup import (
     PRECISIONS, load_splits, resolve_device, resolve_input_size, resolve_precision, seed_everything,
 )
@@ -85,7 +85,7 @@ def evaluate_sizes(cfg: DictConfig, options: DictConfig, run: Path) -> tuple[int
                 result["cms"] = evaluate(model, DataLoader(dataset, batch_size=1), predictor, normalize,
                                          source.num_classes, source.ignore_index, device, on_item=progress.step)
 
-            times, memory = _timed(run_eval, 1, 0, device)
+            times, memory = timed(run_eval, 1, 0, device)
             block = test_block(result["cms"], source.classes, int(bs.n), float(bs.ci), int(bs.seed))
             rows.append(_row(size, block, cfg.train.select_metric, times[0] / len(dataset),
                              getattr(memory, "cuda_mb", None) or memory.peak_mb))

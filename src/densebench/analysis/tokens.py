@@ -43,14 +43,14 @@ from torch import Tensor, nn
 
 from densebench.analysis import stats
 from densebench.analysis.options import announce, load_config, output_dir, split_args
-from densebench.analysis.select import choose
+from densebench.data.select import choose
 from densebench.backbones.base import Backbone
 from densebench.data.base import Record
 from densebench.data.cache import cached_loader
 from densebench.engine import checkpoint
 from densebench.engine.inference import Normalizer
 from densebench.engine.progress import RunProgress
-from densebench.engine.rundir import write_json
+from densebench.files import write_json
 from densebench.engine.setup import (
     PRECISIONS, load_splits, resolve_device, resolve_input_size, resolve_precision, seed_everything,
 )

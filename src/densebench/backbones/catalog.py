@@ -18,7 +18,7 @@ from densebench.errors import ConfigError
 
 
 def model_config_dir() -> Path:
-    from densebench.cli import config_dir
+    from densebench.config import config_dir
 
     return config_dir() / "model"
 

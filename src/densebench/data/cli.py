@@ -21,6 +21,7 @@ from rich.table import Table
 from densebench.config import compose as compose_config
 from densebench.data import build_source
 from densebench.data.base import SegmentationSource
+from densebench.data.palette import palette
 from densebench.data.splits import make_splits
 from densebench.errors import ConfigError, DenseBenchError
 
@@ -42,20 +43,9 @@ def compose(overrides: list[str]) -> DictConfig:
 
 
 def dataset_names() -> list[str]:
-    from densebench.cli import config_dir
+    from densebench.config import config_dir
 
     return sorted(p.stem for p in (config_dir() / "dataset").glob("*.yaml"))
-
-
-def palette(cfg: DictConfig, n: int) -> np.ndarray:
-    """Display colours per class: the config's `colors`, else a fixed pseudo-random palette (class 0 black)."""
-    if cfg.get("colors"):
-        colours = np.asarray(cfg.colors, np.uint8)
-        if len(colours) >= n:
-            return colours
-    colours = np.random.default_rng(0).integers(40, 256, size=(max(n, 1), 3)).astype(np.uint8)
-    colours[0] = 0
-    return colours
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, ignore_index: int) -> np.ndarray:

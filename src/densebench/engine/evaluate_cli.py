@@ -18,7 +18,7 @@ from rich.table import Table
 
 from densebench.data.io import IMAGE_SUFFIXES, find_files, read_label, unique_by_stem
 from densebench.engine import evaluate_instances
-from densebench.engine.rundir import write_json
+from densebench.files import write_json
 from densebench.files import write_atomic
 from densebench.errors import DataError
 from densebench.metrics import METRIC_KEYS, confusion_matrix, test_block

@@ -9,7 +9,6 @@ the run directory's lock, the DDP process group and the stop-signal handlers; a 
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 import warnings
@@ -19,30 +18,14 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from densebench.cli import config_dir, print_error
-from densebench.errors import ConfigError, DenseBenchError, one_line
+from densebench.config import check_group_choices, config_dir
+from densebench.errors import DenseBenchError, one_line, print_error
 
-GROUPS = ("model", "adapter", "dataset", "train", "eval", "experiment", "finetune")
 
 # configs/hydra/launcher/submitit_*.yaml replace the plugin's defaults under the same names, so Hydra
 # validates them against the plugin's schema (wanted) and warns that this is deprecated. Set at import:
 # submitit jobs import this module to run `task`, and compose the config again.
 warnings.filterwarnings("ignore", message=r"(?s).*validated against ConfigStore schema", category=UserWarning)
-
-
-def check_group_choices(argv: list[str], configs: Path) -> None:
-    """`model=nope` → one clear line listing the known models (Hydra prints several lines otherwise)."""
-    for arg in argv:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key, value = arg.split("=", 1)
-        key = key.lstrip("+~")
-        if key not in GROUPS or value.startswith(("glob(", "range(", "choice(", "${")):
-            continue
-        known = sorted(p.stem for p in (configs / key).glob("*.yaml"))
-        for choice in value.split(","):
-            if choice and choice != "null" and choice not in known:
-                raise ConfigError(f"unknown {key} '{choice}'; known: {', '.join(known)} (configs/{key}/)")
 
 
 def print_result(record: dict, console: Console) -> None:
@@ -65,8 +48,9 @@ def task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from densebench.engine import ddp, preempt
-    from densebench.engine.rundir import run_dir
+    from densebench.engine import ddp
+    from densebench.runs import preempt
+    from densebench.runs.rundir import run_dir
     from densebench.engine.session import session
     from densebench.engine.train import execute
 
@@ -105,7 +89,7 @@ def task(cfg: DictConfig) -> None:
 def _record_failure(path: Path, exc: BaseException, cfg: DictConfig, overrides: list[str]) -> None:
     from omegaconf import OmegaConf
 
-    from densebench.engine.rundir import write_json
+    from densebench.files import write_json
 
     try:
         config = OmegaConf.to_container(cfg, resolve=True)

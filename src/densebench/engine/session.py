@@ -11,9 +11,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from densebench.engine import ddp, preempt
-from densebench.engine.lock import RunLock, RunLocked
-from densebench.engine.rundir import is_complete
+from densebench.engine import ddp
+from densebench.runs import preempt
+from densebench.runs.lock import RunLock, RunLocked
+from densebench.runs.rundir import is_complete
 from densebench.errors import DenseBenchError
 
 

@@ -17,7 +17,6 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,27 +25,26 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
 
 import densebench
-from densebench.analysis.gallery import save_gallery
+from densebench.engine.gallery import save_gallery
 from densebench.backbones.catalog import build_on_meta
 from densebench.data.cache import cached_loader
 from densebench.data.dataset import SegmentationDataset, worker_context
 from densebench.data.transforms import build_train_transform
-from densebench.engine import checkpoint, ddp, preempt
+from densebench.engine import checkpoint, ddp
 from densebench.engine.inference import Normalizer, Predictor, evaluate
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
 from densebench.engine.progress import RunProgress
 from densebench.engine.sampler import EpochBatches
-from densebench.engine.rundir import (
-    first_difference, git_commit, is_complete, read_json, run_dir, semantic_config, write_json,
-)
 from densebench.engine.setup import (
     PRECISIONS, DataSplits, load_splits, resolve_device, resolve_input_size, resolve_precision, seed_everything,
 )
 from densebench.errors import ConfigError
-from densebench.files import write_atomic
+from densebench.files import read_json, write_atomic, write_json
 from densebench.metrics import summary, test_block
 from densebench.metrics.instance import InstanceScorer
 from densebench.model import Segmenter, build_model
+from densebench.runs import preempt
+from densebench.runs.rundir import first_difference, git_commit, is_complete, run_dir, semantic_config
 
 
 def _now() -> str:

@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_dir() -> Path | None:
-    from densebench.cli import config_dir
+    from densebench.config import config_dir
 
     try:
         return config_dir()

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from densebench.engine.rundir import semantic_overrides
+from densebench.runs.rundir import semantic_overrides
 from densebench.errors import DenseBenchError
 from densebench.report.names import Catalog
 

@@ -36,7 +36,7 @@ class Plot:
     note: str = ""
 
 
-def _save(fig: plt.Figure, path: Path, tight: bool = True) -> Path:
+def save_figure(fig: plt.Figure, path: Path, tight: bool = True) -> Path:
     """PNG and SVG; `tight` crops to the drawn content (an extra layout pass: skipped for laid-out grids)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     bbox = "tight" if tight else None
@@ -76,7 +76,7 @@ def strategy_boxplots(cells: pd.DataFrame, datasets: list[str], strategies: list
         ax.set_title(catalog.display("dataset", dataset))
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel(metric)
-    return _save(fig, path, tight=False)
+    return save_figure(fig, path, tight=False)
 
 
 def _common_mean(frame: pd.DataFrame, blocks: list[str]) -> pd.Series:
@@ -152,7 +152,7 @@ def scaling_plot(result: dict[str, Any], labels: dict[str, str], catalog: Catalo
         _scaling_axes(axes[0, 1], result["flops"], labels, catalog)
         axes[0, 1].set_xlabel(f"backbone forward FLOPs, one {flops_size}×{flops_size} image")
         axes[0, 1].set_title(f"{metric} vs backbone compute")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _sweep_plot(cells: pd.DataFrame, x: str, others: list[str], catalog: Catalog, metric: str, xlabel: str,
@@ -192,7 +192,7 @@ def _sweep_plot(cells: pd.DataFrame, x: str, others: list[str], catalog: Catalog
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    return _save(fig, path, tight=False)
+    return save_figure(fig, path, tight=False)
 
 
 def rank_ablation(cells: pd.DataFrame, catalog: Catalog, metric: str, path: Path) -> Path | None:
@@ -235,4 +235,4 @@ def cd_diagram(ranks: dict[str, float], cd: float, cliques: list[list[str]], tit
         ax.text(x_text + (-0.02 if left else 0.02), y, f"{name} ({r:.2f})", ha="right" if left else "left",
                 va="center", fontsize=7)
     ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -41,8 +41,8 @@ class DenseBenchSweeper(BasicSweeper):
         from omegaconf import OmegaConf, open_dict
         from omegaconf.errors import OmegaConfBaseException
 
-        from densebench.cli import print_error
-        from densebench.engine.cells import Cell, write_manifest
+        from densebench.errors import print_error
+        from densebench.runs.cells import Cell, write_manifest
         from densebench.errors import ConfigError
 
         assert self.hydra_context is not None and self.config is not None
@@ -74,7 +74,7 @@ class _SkipSettled(Launcher):
         self.inner.setup(**kwargs)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from densebench.engine.cells import state
+        from densebench.runs.cells import state
 
         states = [None if force else state(cell.run_dir) for cell, force in self.sweeper._batch]
         todo = [i for i, s in enumerate(states) if s not in ("done", "running")]

@@ -22,13 +22,13 @@ import psutil
 import torch
 
 from densebench.config import compose
-from densebench.engine.bench_suite import (
+from densebench.bench.suite import (
     epoch_bench, host_facts, loader_bench, memory_table, paper_compare, print_compare, print_memory,
 )
-from densebench.engine.flops import count_flops
+from densebench.bench.flops import count_flops
 from densebench.engine.inference import Normalizer, Predictor
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
-from densebench.engine.rundir import write_json
+from densebench.files import write_json
 from densebench.engine.setup import PRECISIONS, resolve_device, resolve_input_size, resolve_precision, seed_everything
 from densebench.model import build_model
 
@@ -67,7 +67,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, iters: int, warmup: int, device: torch.device) -> tuple[list[float], PeakMemory]:
+def timed(fn, iters: int, warmup: int, device: torch.device) -> tuple[list[float], PeakMemory]:
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -107,7 +107,7 @@ def bench(overrides: list[str], iters: int, warmup: int, eval_size: int | None, 
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
 
-    times, mem = _timed(train_step, iters, warmup, device)
+    times, mem = timed(train_step, iters, warmup, device)
     s_iter = statistics.median(times)
     result = {
         "config": {"model": cfg.model.name, "variant": cfg.model.get("variant", "full"), "adapter": cfg.adapter.name,
@@ -121,7 +121,7 @@ def bench(overrides: list[str], iters: int, warmup: int, eval_size: int | None, 
         predictor = Predictor(model, size, cfg.eval.mode, float(cfg.eval.overlap), int(cfg.eval.window_batch),
                               cfg.eval.blend, dtype)
         image = normalize(torch.randint(0, 256, (1, 3, eval_size, eval_size), dtype=torch.uint8, device=device))
-        times, mem = _timed(lambda: predictor(image), max(1, iters // 2), 1, device)
+        times, mem = timed(lambda: predictor(image), max(1, iters // 2), 1, device)
         s_img = statistics.median(times)
         gflop = count_flops(lambda: predictor(image)) / 1e9  # one more pass, after timing
         result["eval"] = {"image_size": eval_size, "mode": cfg.eval.mode, "overlap": float(cfg.eval.overlap),

@@ -16,8 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from densebench.engine.cells import STATES, Cell, find_manifests, read_manifest, state
-from densebench.engine.rundir import read_json
+from densebench.runs.cells import STATES, Cell, find_manifests, read_manifest, state
+from densebench.files import read_json
 from densebench.errors import DenseBenchError
 
 GLYPHS = {"done": "[green]✓[/]", "running": "[cyan]▶[/]", "failed": "[red]✗[/]", "interrupted": "[yellow]‖[/]",

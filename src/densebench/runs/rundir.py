@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from densebench.files import write_atomic
+from densebench.files import read_json
 
 # Overrides that name the run's identity (already in the path) or change nothing in its results (the
 # runtime.* speed options change only float summation order, ~1e-6; metrics.json records them).
@@ -65,24 +64,6 @@ def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
                 return d
         return None
     return None if a == b else prefix.rstrip(".")
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n").encode())
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 def is_complete(run: Path) -> bool:

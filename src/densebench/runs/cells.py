@@ -16,8 +16,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from densebench.engine.lock import holder
-from densebench.engine.rundir import is_complete, read_json, run_dir, semantic_overrides, write_json
+from densebench.runs.lock import holder
+from densebench.files import read_json, write_json
+from densebench.runs.rundir import is_complete, run_dir, semantic_overrides
 
 MANIFEST = "cells.json"
 STATES = ("done", "running", "failed", "interrupted", "missing")

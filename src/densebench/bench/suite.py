@@ -23,9 +23,9 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from densebench.cli import config_dir
+from densebench.config import config_dir
 from densebench.config import compose
-from densebench.engine.flops import train_flops_per_image
+from densebench.bench.flops import train_flops_per_image
 
 
 def epoch_bench(overrides: list[str], epochs: int) -> dict:

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from PIL import Image, ImageDraw, ImageFont
 
-from densebench.analysis.select import select_indices
-from densebench.data.cli import palette
-from densebench.engine.rundir import write_json
+from densebench.data.select import select_indices
+from densebench.data.palette import palette
+from densebench.files import write_json
 from densebench.metrics import confusion_matrix, summary
 
 ALPHA = 0.5  # weight of the class colour over the image

@@ -1,0 +1,1 @@
+"""Benchmarks of the engine: throughput and memory suites, FLOP counts, host facts."""
