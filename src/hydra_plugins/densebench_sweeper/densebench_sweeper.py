@@ -19,6 +19,8 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 
+from hydra_plugins.densebench_sweeper import slurm
+
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +65,18 @@ class DenseBenchSweeper(BasicSweeper):
         write_manifest(Path(str(self.config.hydra.sweep.dir)), self.cells)
 
 
+def _preflight(launcher: Any) -> None:
+    """Settings SLURM would never run: one line and exit 2, like a config error, before any submission."""
+    from densebench.cli import print_error
+    from densebench.errors import DenseBenchError
+
+    try:
+        slurm.preflight(launcher.params)
+    except DenseBenchError as exc:
+        print_error(exc)
+        raise SystemExit(2) from None
+
+
 class _SkipSettled(Launcher):
     """Launches the cells of a batch that are neither finished nor running elsewhere."""
 
@@ -83,6 +97,9 @@ class _SkipSettled(Launcher):
             log.info(f"Skipping {states.count('done')} finished and {states.count('running')} running cells "
                      f"(force=true launches them); launching {len(todo)} of {len(states)}")
         results: list[JobReturn | None] = [None] * len(states)
+        if todo and slurm.is_slurm(self.inner):
+            _preflight(self.inner)
+            slurm.quiet_sacct()
         if todo:
             for i, ret in zip(todo, self.inner.launch([job_overrides[i] for i in todo], initial_job_idx)):
                 results[i] = ret
