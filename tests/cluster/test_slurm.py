@@ -122,10 +122,10 @@ def test_without_job_accounting_the_sacct_failure_is_reported_once(grid):
 
 
 def test_at_the_time_limit_a_job_checkpoints_requeues_and_resumes_to_the_uninterrupted_result(slurm, grid, tmp_path):
-    # A 1-minute limit and a first attempt slowed to over a minute (4 s per step). SLURM checks limits
+    # A 1-minute limit and a first attempt slowed to over a minute (11 steps of 5 s). SLURM checks limits
     # every 30 s and may signal up to 60 s early: with signal_delay_s=15 SIGUSR2 comes 15-45 s in.
-    done = run(slurm, "run", "-m", *CELL, *cpu_node(timeout_min=1, signal_delay_s=15), *slow(4),
-               f"output_dir={tmp_path}")
+    done = run(slurm, "run", "-m", *CELL, *cpu_node(timeout_min=1, signal_delay_s=15), *slow(5),
+               f"output_dir={tmp_path}", timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     logs = job_logs(tmp_path)
     (job,) = {d.name for d in job_dirs(tmp_path)}
@@ -137,7 +137,7 @@ def test_at_the_time_limit_a_job_checkpoints_requeues_and_resumes_to_the_uninter
 
 
 def test_a_job_requeued_by_slurm_while_training_resumes_to_the_uninterrupted_result(slurm, grid, tmp_path):
-    proc = launch(slurm, "run", "-m", *CELL, *cpu_node(), f"output_dir={tmp_path}")
+    proc = launch(slurm, "run", "-m", *CELL, *cpu_node(), *slow(3), f"output_dir={tmp_path}")  # still training
     deadline = time.time() + 240
     while time.time() < deadline and not list(tmp_path.rglob(".*.lock")):  # the run holds its directory
         time.sleep(0.1)
