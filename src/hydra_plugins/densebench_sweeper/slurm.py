@@ -78,9 +78,10 @@ def preflight(params: dict[str, Any]) -> None:
     """Raise a ConfigError unless SLURM could run a job with these settings; submits nothing."""
     from densebench.errors import ConfigError
 
-    if shutil.which("sbatch") is None:
-        raise ConfigError("hydra/launcher=submitit_slurm needs SLURM's sbatch on PATH: launch from a node of the "
-                          "cluster (or try the set-up here with hydra/launcher=submitit_local)")
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+    if missing:
+        raise ConfigError(f"hydra/launcher=submitit_slurm needs SLURM's {' and '.join(missing)} on PATH: launch from "
+                          "a node of the cluster (or try the set-up here with hydra/launcher=submitit_local)")
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "densebench-preflight.sh"
         script.write_text(job_script(params))
