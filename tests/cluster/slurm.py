@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PACKAGES = ("slurmd", "slurmctld", "slurm-client", "munge")
@@ -133,6 +134,7 @@ class SlurmCluster:
         self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 60) -> None:
+        """Install if needed, configure, start munged, slurmctld and slurmd, and wait for an idle node."""
         if os.geteuid() != 0:
             raise Unavailable("the test cluster runs munged, slurmctld and slurmd as root (SlurmUser=root)")
         install()
@@ -151,9 +153,14 @@ class SlurmCluster:
                    "the node did not become idle")
 
     def stop(self) -> None:
+        """Cancel what is left in the queue, wait for its processes to end, then stop the daemons."""
         self.stop_releasing()
-        if self.conf.exists() and (self.root / "slurmctld.pid").exists():
+        if any(_alive(int(p.read_text()), self._procs.get(int(p.read_text())))
+               for p in self.root.glob("slurmctld.daemon")):
             self.run("scancel", "--full", "--user=root", check=False)
+            deadline = time.time() + 45  # KillWait (30 s) and a margin
+            while time.time() < deadline and self.jobs():
+                time.sleep(0.5)
         for name in ("slurmd", "slurmctld", "munged"):
             pid_file = self.root / f"{name}.daemon"
             if not pid_file.exists():
@@ -168,12 +175,12 @@ class SlurmCluster:
             pid_file.unlink()
 
     def _spawn(self, name: str, cmd: list[str]) -> None:
-        log = (self.root / "log" / f"{name}.out").open("ab")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        with (self.root / "log" / f"{name}.out").open("ab") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
         (self.root / f"{name}.daemon").write_text(str(proc.pid))
         self._procs[proc.pid] = proc
 
-    def _wait(self, ready, timeout: float, what: str) -> None:
+    def _wait(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if ready():
@@ -194,7 +201,9 @@ class SlurmCluster:
     def next_job_id(self) -> int:
         """The id slurmctld gives the next submission: unchanged means nothing was submitted."""
         config = self.run("scontrol", "show", "config").stdout
-        return int(re.search(r"^NEXT_JOB_ID\s*=\s*(\d+)", config, re.MULTILINE).group(1))
+        match = re.search(r"^NEXT_JOB_ID\s*=\s*(\d+)", config, re.MULTILINE)
+        assert match is not None, config
+        return int(match.group(1))
 
     # ---- requeued jobs ----------------------------------------------------------------------------------
     def start_releasing(self, every: float = 0.5) -> None:

@@ -6,6 +6,7 @@ this one keeps what that composition tells: each cell's run directory, written t
 run by another live process. Such cells are not launched at all, so rerunning a half-finished grid
 on SLURM submits only the missing, failed and interrupted cells (`force=true` launches all). The
 launcher (basic, joblib, submitit) is unchanged; the run itself still checks and locks its directory.
+With submitit_slurm, SLURM is first asked whether it could run the jobs at all (slurm.py).
 """
 
 from __future__ import annotations
