@@ -145,7 +145,7 @@ def test_a_job_requeued_by_slurm_while_training_resumes_to_the_uninterrupted_res
     slurm.run("scontrol", "requeue", job)  # what preemption with PreemptMode=REQUEUE does: SIGTERM, then requeue
     finish(proc)
     logs = job_logs(tmp_path)
-    assert "stopped by SIGTERM in training at epoch 1" in logs and "resuming " in logs, logs[-3000:]
+    assert logs.count("stopped by SIGTERM in ") == 1 and logs.count("resuming ") == 1, logs[-3000:]
     assert job in slurm.released
     assert metrics_of(tmp_path) == metrics_of(grid.local)
 
