@@ -6,6 +6,7 @@ this one keeps what that composition tells: each cell's run directory, written t
 run by another live process. Such cells are not launched at all, so rerunning a half-finished grid
 on SLURM submits only the missing, failed and interrupted cells (`force=true` launches all). The
 launcher (basic, joblib, submitit) is unchanged; the run itself still checks and locks its directory.
+With submitit_slurm, SLURM is first asked whether it could run the jobs at all (slurm.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
+
+from hydra_plugins.densebench_sweeper import slurm
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,18 @@ class DenseBenchSweeper(BasicSweeper):
         write_manifest(Path(str(self.config.hydra.sweep.dir)), self.cells)
 
 
+def _preflight(launcher: Any) -> None:
+    """Settings SLURM would never run: one line and exit 2, like a config error, before any submission."""
+    from densebench.cli import print_error
+    from densebench.errors import DenseBenchError
+
+    try:
+        slurm.preflight(launcher.params)
+    except DenseBenchError as exc:
+        print_error(exc)
+        raise SystemExit(2) from None
+
+
 class _SkipSettled(Launcher):
     """Launches the cells of a batch that are neither finished nor running elsewhere."""
 
@@ -83,6 +98,9 @@ class _SkipSettled(Launcher):
             log.info(f"Skipping {states.count('done')} finished and {states.count('running')} running cells "
                      f"(force=true launches them); launching {len(todo)} of {len(states)}")
         results: list[JobReturn | None] = [None] * len(states)
+        if todo and slurm.is_slurm(self.inner):
+            _preflight(self.inner)
+            slurm.quiet_sacct()
         if todo:
             for i, ret in zip(todo, self.inner.launch([job_overrides[i] for i in todo], initial_job_idx)):
                 results[i] = ret
