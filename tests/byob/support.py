@@ -51,16 +51,22 @@ class TinyPFM(nn.Module):
     patch_size, num_prefix_tokens = 8, 1
     mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
-    def __init__(self, dim=24, depth=2, extra_tokens=0):
+    def __init__(self, dim=24, depth=2, extra_tokens=0, linear_patch=False):
         super().__init__()
         self.embed_dim, self.extra_tokens = dim, extra_tokens
-        self.patch = nn.Conv2d(3, dim, 8, 8)
+        # a patch embedding as a Linear over flattened patches (some models do this) or as a strided conv
+        self.patch = nn.Linear(3 * 64, dim) if linear_patch else nn.Conv2d(3, dim, 8, 8)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.blocks = nn.ModuleList(Block(dim) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
 
+    def embed(self, x):
+        if isinstance(self.patch, nn.Linear):
+            return self.patch(nn.functional.unfold(x, 8, stride=8).transpose(1, 2))
+        return self.patch(x).flatten(2).transpose(1, 2)
+
     def forward_tokens(self, x):
-        t = self.patch(x).flatten(2).transpose(1, 2)
+        t = self.embed(x)
         t = torch.cat([self.cls.expand(len(t), -1, -1), t, t[:, : self.extra_tokens]], 1)
         out = []
         for block in self.blocks:
@@ -69,8 +75,25 @@ class TinyPFM(nn.Module):
         return out
 
 
-def build(dim=24, depth=2, extra_tokens=0):
-    return TinyPFM(dim, depth, extra_tokens)
+def build(dim=24, depth=2, extra_tokens=0, linear_patch=False):
+    return TinyPFM(dim, depth, extra_tokens, linear_patch)
+
+
+class NoNorm(TinyPFM):
+    mean = std = None
+
+
+def build_without_normalisation():
+    return NoNorm()
+
+
+class OneTensor(TinyPFM):
+    def forward_tokens(self, x):
+        return super().forward_tokens(x)[-1]
+
+
+def build_one_tensor():
+    return OneTensor()
 
 
 def build_raises():
@@ -163,3 +186,11 @@ def user_env(root: Path, cache: Path | None = None) -> dict[str, str]:
     if cache is not None:
         env["HF_HUB_CACHE"] = str(cache)
     return env
+
+
+def use_config_dir(monkeypatch, root: Path) -> Path:
+    """In this test process: the user's config folder on the search path and their package importable."""
+    configs = write_config_dir(root)
+    monkeypatch.setenv("DENSEBENCH_CONFIG_PATH", str(configs))
+    monkeypatch.syspath_prepend(str(root / "pkg"))
+    return configs
