@@ -17,7 +17,7 @@ DOC = REPO / "docs" / "your-model.md"
 
 def tutorial_script() -> str:
     """Every ```bash block of the tutorial, in order; `densebench` is this checkout's CLI."""
-    blocks = re.findall(r"^```bash\n(.*?)^```", DOC.read_text(), flags=re.S | re.M)
+    blocks = re.findall(r"^```bash\n(.*?)^```", DOC.read_text(), flags=re.DOTALL | re.MULTILINE)
     assert len(blocks) >= 6, "the tutorial lost its command blocks"
     header = f'set -euo pipefail\ndensebench() {{ "{sys.executable}" -m densebench "$@"; }}\n'
     return header + "\n".join(blocks)
@@ -36,7 +36,7 @@ def test_the_tutorial_runs_from_an_empty_folder_to_a_ranked_report(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PUBLISHED": str(published), "NO_ALBUMENTATIONS_UPDATE": "1"}
     env.pop("DENSEBENCH_CONFIG_PATH", None)
     proc = subprocess.run(["bash", "-c", tutorial_script()], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=1800)
+                          timeout=1800, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert proc.stdout.count("ok: works with frozen") == 2  # my_vit and my_tiny_vit pass the check
     doc = json.loads((tmp_path / "report" / "report.json").read_text())

@@ -53,3 +53,18 @@ def test_partial_coverage_is_stated_and_own_results_are_marked_in_tables_and_cd_
 def test_a_rerun_of_a_published_model_is_not_ranked_as_a_new_model(tmp_path, write_run):
     _, doc = report(tmp_path, write_run, "--format", "json", "--no-plots", model="uni")
     assert "published_rank" not in doc
+
+
+def test_a_dataset_config_meets_the_published_column_of_its_published_key(tmp_path, write_run):
+    from densebench.report.cli import main
+
+    published = shared_path("published", "pfm-densebench")
+    run = write_run(tmp_path / "runs", "my_glas_copy", "my_model", "frozen", 0, 0.85)
+    doc = json.loads((run / "metrics.json").read_text())
+    doc["config"]["dataset"]["published_key"] = "GlaS"  # as a user's dataset config would record it
+    (run / "metrics.json").write_text(json.dumps(doc))
+    main([str(tmp_path / "runs"), "--published", str(published), "--out", str(tmp_path / "report"), "--format", "json",
+          "--no-plots"])
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    (cell,) = report["published_rank"]["cells"]
+    assert cell["dataset"] == "my_glas_copy" and cell["block"] == "GlaS" and cell["n_published"] == 17

@@ -12,6 +12,7 @@ tables and figures label the two apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -38,22 +39,30 @@ def inserted_rank(score: float, published: list[float]) -> float:
     return 1 + higher + tied / 2
 
 
+def with_blocks(cells: pd.DataFrame, dataset_key: Callable[[str], str]) -> pd.DataFrame:
+    """Cells with `block`: the dataset's published key, so any dataset config claiming e.g. `GlaS` meets GlaS."""
+    return cells.assign(block=cells["dataset"].map(dataset_key))
+
+
 def rank_new_models(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per (new entry, dataset, strategy) with published results: value, rank, best published, gap."""
+    """One row per (new entry, dataset, strategy) with published results: value, rank, best published, gap.
+
+    `cells` carry `block` (see `with_blocks`): published and own cells meet on (block, strategy).
+    """
     published = cells[(cells["source"] == PUBLISHED) & (cells["variant"] == "")].dropna(subset=["value"])
     own = cells[(cells["source"] == RUNS) & ~cells["model"].isin(set(published["model"]))].dropna(subset=["value"])
     rows = []
-    by_cell = {key: group for key, group in published.groupby(["dataset", "strategy"])}
+    by_cell = {key: group for key, group in published.groupby(["block", "strategy"])}
     for r in own.itertuples():
-        group = by_cell.get((r.dataset, r.strategy))
+        group = by_cell.get((r.block, r.strategy))
         if group is None:
             continue
         best = group.loc[group["value"].idxmax()]
-        rows.append({"entry": r.entry, "label": r.label, "dataset": r.dataset, "strategy": r.strategy,
+        rows.append({"entry": r.entry, "label": r.label, "dataset": r.dataset, "block": r.block, "strategy": r.strategy,
                      "value": r.value, "n_seeds": int(r.n), "rank": inserted_rank(r.value, list(group["value"])),
                      "n_published": len(group), "best_model": best["model"], "best_label": best["label"],
                      "best_value": best["value"], "gap": r.value - best["value"]})
-    return pd.DataFrame(rows, columns=["entry", "label", "dataset", "strategy", "value", "n_seeds", "rank",
+    return pd.DataFrame(rows, columns=["entry", "label", "dataset", "block", "strategy", "value", "n_seeds", "rank",
                                        "n_published", "best_model", "best_label", "best_value", "gap"])
 
 
@@ -62,7 +71,7 @@ def average_ranks(ranked: pd.DataFrame, cells: pd.DataFrame) -> list[dict[str, A
     published = cells[cells["source"] == PUBLISHED]
     out = []
     for (entry, strategy), group in ranked.groupby(["entry", "strategy"], sort=True):
-        available = sorted(published.loc[published["strategy"] == strategy, "dataset"].unique())
+        available = sorted(published.loc[published["strategy"] == strategy, "block"].unique())
         out.append({"entry": entry, "label": group["label"].iloc[0], "strategy": strategy,
                     "avg_rank": float(group["rank"].mean()), "n_datasets": len(group),
                     "n_published_datasets": len(available), "datasets": sorted(group["dataset"]),
@@ -73,7 +82,8 @@ def average_ranks(ranked: pd.DataFrame, cells: pd.DataFrame) -> list[dict[str, A
 
 def add_to_report(b: _Builder) -> None:
     """Tables, CD diagrams, notes and report.json's `published_rank` for every new model with runs."""
-    ranked = rank_new_models(b.cells)
+    cells = with_blocks(b.cells, lambda d: b.catalog.published_key("dataset", d))
+    ranked = rank_new_models(cells)
     if ranked.empty:
         return
     d = b._d
@@ -85,7 +95,7 @@ def add_to_report(b: _Builder) -> None:
         {"model": "Model (own runs)", "strategy": "Strategy", "dataset": "Dataset", "own": f"Own {b.metric}",
          "rank": "Rank among published", "best": "Best published", "gap": "Gap to best published"},
         data=ranked, note=CAVEAT, label_columns=3))
-    averages = average_ranks(ranked, b.cells)
+    averages = average_ranks(ranked, cells)
     b.tables.append(records_table(
         "published_rank_average", "Average rank among the published models, over the datasets each was run on",
         SECTION, [{"model": f"{a['label']}{OWN}", "strategy": d("strategy", a["strategy"]), "avg": a["avg_rank"],
@@ -97,24 +107,25 @@ def add_to_report(b: _Builder) -> None:
     for a in averages:
         if a["n_datasets"] < a["n_published_datasets"]:
             b.notes.append(f"{a['label']} ({d('strategy', a['strategy'])}) is ranked on {a['n_datasets']} of the "
-                           f"{a['n_published_datasets']} published datasets only ({', '.join(d('dataset', x) for x in a['datasets'])}).")
+                           f"{a['n_published_datasets']} published datasets only "
+                           f"({', '.join(d('dataset', x) for x in a['datasets'])}).")
     b.doc["published_rank"] = {"caveat": CAVEAT, "cells": jsonable(ranked.to_dict("records")), "average": jsonable(averages),
-                               "critical_difference": cd_diagrams(b, ranked)}
+                               "critical_difference": cd_diagrams(b, cells, ranked)}
 
 
-def cd_diagrams(b: _Builder, ranked: pd.DataFrame) -> dict[str, Any]:
+def cd_diagrams(b: _Builder, cells: pd.DataFrame, ranked: pd.DataFrame) -> dict[str, Any]:
     """Per (new entry, strategy) on ≥2 datasets: Friedman + Nemenyi over the published models plus the entry."""
     from densebench.report import plots
 
     d = b._d
     out: dict[str, Any] = {}
-    published = b.cells[(b.cells["source"] == PUBLISHED) & (b.cells["variant"] == "")]
+    published = cells[(cells["source"] == PUBLISHED) & (cells["variant"] == "")]
     for (entry, strategy), group in ranked.groupby(["entry", "strategy"], sort=True):
-        datasets = set(group["dataset"])
-        own = b.cells[(b.cells["source"] == RUNS) & (b.cells["entry"] == entry) & (b.cells["strategy"] == strategy)]
-        frame = pd.concat([published[(published["strategy"] == strategy) & published["dataset"].isin(datasets)],
-                          own[own["dataset"].isin(datasets)]])
-        test = friedman(frame, ["dataset"], "entry", b.options.alpha)
+        datasets = set(group["block"])
+        own = cells[(cells["source"] == RUNS) & (cells["entry"] == entry) & (cells["strategy"] == strategy)]
+        frame = pd.concat([published[(published["strategy"] == strategy) & published["block"].isin(datasets)],
+                          own[own["block"].isin(datasets)]])
+        test = friedman(frame, ["block"], "entry", b.options.alpha)
         key = f"{entry} | {strategy}"
         out[key] = test
         if test["status"] != "done":
@@ -129,7 +140,7 @@ def cd_diagrams(b: _Builder, ranked: pd.DataFrame) -> dict[str, Any]:
                  f"Friedman p={test['p_value']:.2g}")
         slug = "".join(ch if ch.isalnum() else "_" for ch in f"{entry}_{strategy}")
         b.plot(f"cd_published_rank_{slug}", f"Critical difference with {labels[entry]} inserted ({d('strategy', strategy)})",
-               SECTION, lambda path, r=ranks, c=cliques, t=title, cd=test["critical_difference"]:
-               plots.cd_diagram(r, cd, c, t, path, highlight={own_label}),
+               SECTION, lambda path, r=ranks, c=cliques, t=title, cd=test["critical_difference"], h=own_label:
+               plots.cd_diagram(r, cd, c, t, path, highlight={h}),
                note="Red, bold: own runs (DenseBench protocol); black: published (paper protocol).")
     return out
