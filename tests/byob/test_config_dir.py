@@ -71,3 +71,15 @@ def test_every_model_command_sees_the_config_dir_flag(tmp_path, command):
     proc = densebench(*command, "--config-dir", str(configs), env=user_env(tmp_path), timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "my_tiny" in proc.stdout
+
+
+def test_models_lists_the_others_when_one_user_model_does_not_build(tmp_path, monkeypatch, capsys):
+    from densebench.cli import main
+
+    configs = use_config_dir(monkeypatch, tmp_path)
+    (configs / "model" / "broken.yaml").write_text("name: broken\nfamily: python\nfactory: nowhere.at_all:build\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["models", "--json"])
+    out = capsys.readouterr()
+    assert exit_info.value.code == 0 and '"name": "my_tiny"' in out.out
+    assert "model broken does not build: model.factory=nowhere.at_all:build: cannot import" in out.err

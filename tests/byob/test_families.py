@@ -123,3 +123,18 @@ def test_timm_hub_reads_config_and_weights_from_an_offline_hugging_face_cache(tm
     assert out["geometry"] == [16, 32, 3, 2] and out["mean"] == [0.7, 0.6, 0.7]
     assert out["origin"]["hub_id"] == "hf-hub:my-lab/tiny-pfm"
     assert out["origin"]["weights_file"].startswith(str(cache / "models--my-lab--tiny-pfm" / "snapshots"))
+
+
+def test_pretrained_weights_load_strictly_into_the_factory_s_module(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    use_config_dir(monkeypatch, tmp_path)
+    import my_pfm
+
+    torch.manual_seed(3)
+    state = my_pfm.build().state_dict()
+    save_file(state, str(tmp_path / "mine.safetensors"))
+    backbone = build("my_tiny", "pretrained=true", f"weights={tmp_path / 'mine.safetensors'}")
+    assert all(torch.equal(v, backbone.model.state_dict()[k]) for k, v in state.items())
+    assert backbone.origin["weights_file"] == str(tmp_path / "mine.safetensors")
+    assert len(backbone.origin["weights_sha256"]) == 64

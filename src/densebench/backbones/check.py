@@ -37,7 +37,9 @@ def _adapter_cfg(name: str) -> DictConfig:
     path = find_option("adapter", name)
     if path is None:
         raise DenseBenchError(f"adapter config '{name}' not found (configs/adapter/)")
-    return OmegaConf.load(path)
+    cfg = OmegaConf.load(path)
+    assert isinstance(cfg, DictConfig)
+    return cfg
 
 
 def low_rank_targets(backbone: Backbone, adapter: str) -> dict[str, Any]:
@@ -100,6 +102,7 @@ def check_model(cfg: DictConfig) -> CheckResult:
 def forward_problems(cfg: DictConfig, result: CheckResult) -> list[str]:
     """A real forward with random weights on a non-square input that needs padding: (B, D, ceil(H/p), ceil(W/p))."""
     random = OmegaConf.merge(cfg, {"pretrained": False, "weights": None})
+    assert isinstance(random, DictConfig)
     try:
         backbone = build_backbone(random).eval()
     except DenseBenchError as exc:

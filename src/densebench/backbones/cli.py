@@ -25,7 +25,7 @@ from densebench.backbones.weights import (
     token_state,
     weights_override,
 )
-from densebench.errors import ConfigError, WeightsError
+from densebench.errors import ConfigError, DenseBenchError, WeightsError, print_error
 
 
 def wide_console() -> Console:
@@ -95,7 +95,14 @@ def models_main(argv: list[str]) -> int:
         return check_main(args.selection, args.json)
     if args.selection:
         raise ConfigError("densebench models: model=... selects models for --check; add --check")
-    rows = [describe(load_model_config(name)) for name in ordered_names()]
+    rows, broken = [], []
+    for name in ordered_names():
+        try:
+            rows.append(describe(load_model_config(name)))
+        except DenseBenchError as exc:  # one user model that does not build must not hide the others
+            broken.append(f"model {name} does not build: {exc} (densebench models --check model={name})")
+    for line in broken:
+        print_error(DenseBenchError(line))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

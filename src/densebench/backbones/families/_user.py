@@ -85,6 +85,7 @@ class UserBackbone(Backbone):
     """A user module as `self.model`; subclasses call `_finish` once geometry and forward are known."""
 
     model: nn.Module
+    _cfg: DictConfig
     #: the config key that names the model's origin, quoted in every error about the module itself.
     origin_key: str = "model.family"
 

@@ -55,8 +55,10 @@ def build_factory_model(cfg: DictConfig) -> UserBackbone:
     """Call the factory and adapt what it returns: timm's forward_intermediates, else the small protocol."""
     factory = load_factory(cfg.get("factory"))
     kwargs = OmegaConf.to_container(cfg.factory_kwargs, resolve=True) if cfg.get("factory_kwargs") else {}
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"model.factory_kwargs must be a mapping of keyword arguments, not {type(kwargs).__name__}")
     try:
-        model = factory(**kwargs)
+        model = factory(**{str(k): v for k, v in kwargs.items()})
     except DenseBenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's code may raise anything; shown as one line

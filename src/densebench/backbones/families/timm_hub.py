@@ -32,8 +32,8 @@ def timm_model_id(cfg: DictConfig) -> tuple[str, str]:
             f"model '{cfg.get('name')}': family timm_hub needs model.timm_name (a timm model name) or "
             "model.hub.repo_id (a Hugging Face repository with a timm config.json)"
         )
-    revision = f"@{hub.revision}" if hub.get("revision") else ""
-    return f"hf-hub:{hub.repo_id}{revision}", "model.hub.repo_id"
+    revision = f"@{hub.get('revision')}" if hub.get("revision") else ""
+    return f"hf-hub:{hub.get('repo_id')}{revision}", "model.hub.repo_id"
 
 
 class TimmHub(TimmConvention):
