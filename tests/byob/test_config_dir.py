@@ -84,3 +84,14 @@ def test_models_lists_the_others_when_one_user_model_does_not_build(tmp_path, mo
     out = capsys.readouterr()
     assert exit_info.value.code == 0 and '"name": "my_tiny"' in out.out
     assert "model broken does not build: model.factory=nowhere.at_all:build: cannot import" in out.err
+
+
+def test_analyze_flops_and_data_list_user_configs(tmp_path, monkeypatch):
+    from densebench.analysis.flops_cli import model_names
+    from densebench.data.cli import dataset_names
+
+    configs = use_config_dir(monkeypatch, tmp_path)
+    (configs / "dataset").mkdir()
+    (configs / "dataset" / "my_data.yaml").write_text("defaults: [synthetic, _self_]\nname: my_data\n")
+    assert model_names("my_tiny") == ["my_tiny"]
+    assert "my_data" in dataset_names()
