@@ -26,9 +26,11 @@ from torch import nn
 
 
 class Attention(nn.Module):
-    def __init__(self, dim):
+    def __init__(self, dim, spare=False):
         super().__init__()
         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        if spare:
+            self.spare = nn.Linear(dim, dim)  # never called: LoRA on it would do nothing
 
     def forward(self, x):
         q, k, v = self.qkv(x).chunk(3, dim=-1)
@@ -36,10 +38,10 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim):
+    def __init__(self, dim, spare=False):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = Attention(dim)
+        self.attn = Attention(dim, spare)
         self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
 
     def forward(self, x):
@@ -51,13 +53,13 @@ class TinyPFM(nn.Module):
     patch_size, num_prefix_tokens = 8, 1
     mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
-    def __init__(self, dim=24, depth=2, extra_tokens=0, linear_patch=False):
+    def __init__(self, dim=24, depth=2, extra_tokens=0, linear_patch=False, spare_linear=False):
         super().__init__()
         self.embed_dim, self.extra_tokens = dim, extra_tokens
         # a patch embedding as a Linear over flattened patches (some models do this) or as a strided conv
         self.patch = nn.Linear(3 * 64, dim) if linear_patch else nn.Conv2d(3, dim, 8, 8)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        self.blocks = nn.ModuleList(Block(dim) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(dim, spare_linear) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
 
     def embed(self, x):
@@ -75,8 +77,8 @@ class TinyPFM(nn.Module):
         return out
 
 
-def build(dim=24, depth=2, extra_tokens=0, linear_patch=False):
-    return TinyPFM(dim, depth, extra_tokens, linear_patch)
+def build(dim=24, depth=2, extra_tokens=0, linear_patch=False, spare_linear=False):
+    return TinyPFM(dim, depth, extra_tokens, linear_patch, spare_linear)
 
 
 class NoNorm(TinyPFM):

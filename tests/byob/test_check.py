@@ -38,6 +38,9 @@ def test_check_prints_geometry_decoder_layer_and_lora_targets_per_block(tmp_path
      "outside the transformer blocks (e.g. the patch embedding)"),
     (["model.factory=my_pfm:build_without_normalisation", "model.factory_kwargs=null"], "model.mean",
      "normalisation missing"),
+    (["model.factory_kwargs.spare_linear=true", "model.lora_targets={attn: 'model\\.blocks\\.\\d+\\.attn\\.spare'}"],
+     "model.lora_targets.attn",
+     "never change the output"),
 ])
 def test_each_problem_is_one_line_naming_the_config_key(tmp_path, monkeypatch, capsys, overrides, key, problem):
     use_config_dir(monkeypatch, tmp_path)

@@ -2,7 +2,8 @@
 
 Builds the model on the meta device (geometry, parameter count; a user module's probe forward),
 then with random weights on the CPU for one real forward on a non-square input that is not a
-multiple of the patch size, and resolves the LoRA/DoRA target patterns against the module tree.
+multiple of the patch size, and resolves the LoRA/DoRA target patterns against the module tree
+(then injects LoRA with nonzero updates once: the output must change, or LoRA would train nothing).
 Each problem is one line naming the config key to change; weights are located, never loaded.
 """
 
@@ -124,7 +125,31 @@ def forward_problems(cfg: DictConfig, result: CheckResult) -> list[str]:
         problems.append(f"model.family={cfg.family}: a {h}x{w} image gave a {tuple(maps[-1].shape[1:])} map, not {want}")
     if not torch.isfinite(maps[-1]).all():
         problems.append(f"model.family={cfg.family}: the forward on random weights gave NaN or inf tokens")
+    if not problems:
+        problems += lora_effect_problems(backbone, x, maps[-1])
     return problems
+
+
+def lora_effect_problems(backbone: Backbone, x: torch.Tensor, before: torch.Tensor) -> list[str]:
+    """LoRA injected with nonzero B must change the output; otherwise its Linears never run (e.g. inside
+    nn.MultiheadAttention, which reads `out_proj.weight` directly) and LoRA would silently train nothing."""
+    from densebench.adapters import build_adapter
+
+    cfg = _adapter_cfg("lora")
+    try:
+        adapter = build_adapter(backbone, cfg)
+    except DenseBenchError:
+        return []  # reported by low_rank_targets
+    with torch.no_grad():
+        for name, p in adapter.backbone.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=1.0)
+        after = adapter.backbone(x)[-1]
+    if torch.equal(after, before):
+        return [f"lora: the Linear layers of target set '{cfg.target_set}' never change the output (they are not "
+                f"called in the forward, e.g. inside nn.MultiheadAttention): LoRA would train nothing; "
+                f"{backbone.lora_fix(str(cfg.target_set))}"]
+    return []
 
 
 def render(result: CheckResult) -> list[str]:
