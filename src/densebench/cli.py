@@ -12,6 +12,7 @@ import sys
 
 from rich.console import Console
 
+from densebench.config import take_config_dirs
 from densebench.errors import DenseBenchError, print_error
 
 # subcommand -> (module, function, one-line help). Each function takes argv and returns an exit code.
@@ -31,7 +32,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 def usage() -> str:
     lines = ["usage: densebench <command> [args...]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, _, help_) in COMMANDS.items()]
-    lines += ["", "`densebench <command> --help` describes each command."]
+    lines += ["", "`densebench <command> --help` describes each command.",
+              "`--config-dir DIR` (any command): also read configs from DIR/<group>/*.yaml, before the built-in ones."]
     return "\n".join(lines)
 
 
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         Console(stderr=True).print(f"densebench {name}: not available yet in this version", highlight=False)
         sys.exit(2)
     try:
+        rest = take_config_dirs(rest)
         code = getattr(module, func_name)(rest)
     except DenseBenchError as exc:
         print_error(exc)

@@ -1,16 +1,23 @@
-"""The config's one home: where `configs/` is, its groups, and composing a run config with Hydra's API."""
+"""The config's one home: where `configs/` is, its groups, and composing a run config with Hydra's API.
+
+User config folders (`--config-dir DIR` on any command, kept in `DENSEBENCH_CONFIG_PATH` so child
+processes see them) come before the built-in `configs/`: Hydra gets them through the search-path
+plugin in `hydra_plugins/densebench_searchpath`, direct YAML readers through `search_path()`.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from densebench.errors import ConfigError
 
-
 GROUPS = ("model", "adapter", "dataset", "train", "eval", "experiment", "finetune")
+USER_PATH_ENV = "DENSEBENCH_CONFIG_PATH"  # os.pathsep-separated user config folders, first wins
+_NOTICED: set[Path] = set()
 
 
 def config_dir() -> Path:
@@ -24,7 +31,71 @@ def config_dir() -> Path:
     return path
 
 
-def check_group_choices(argv: list[str], configs: Path) -> None:
+def user_config_dirs() -> list[Path]:
+    """The user's config folders, in precedence order (each must exist)."""
+    dirs = [Path(p).expanduser().resolve() for p in os.environ.get(USER_PATH_ENV, "").split(os.pathsep) if p]
+    for path in dirs:
+        if not path.is_dir():
+            raise ConfigError(f"--config-dir {path} is not a folder ({USER_PATH_ENV}); create it or fix the path")
+    return dirs
+
+
+def add_user_config_dir(path: str | Path) -> None:
+    """Put a user config folder first in the search path of this process and its children."""
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_dir():
+        raise ConfigError(f"--config-dir {path} is not a folder; create it (e.g. with a model/ subfolder) or fix the path")
+    rest = os.environ.get(USER_PATH_ENV, "")
+    os.environ[USER_PATH_ENV] = os.pathsep.join([str(resolved), *([rest] if rest else [])])
+
+
+def take_config_dirs(argv: list[str]) -> list[str]:
+    """Remove `--config-dir DIR` / `--config-dir=DIR` / `-cd DIR` from argv, registering each folder."""
+    out, i = [], 0
+    found = []
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--config-dir", "-cd"):
+            if i + 1 >= len(argv):
+                raise ConfigError(f"{arg} needs a folder, e.g. {arg} my_configs")
+            found.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--config-dir="):
+            found.append(arg.split("=", 1)[1])
+        else:
+            out.append(arg)
+        i += 1
+    for path in reversed(found):  # the first one given wins
+        add_user_config_dir(path)
+    return out
+
+
+def search_path() -> list[Path]:
+    """Config roots, highest precedence first: user folders, then the built-in `configs/`."""
+    return [*user_config_dirs(), config_dir()]
+
+
+def group_options(group: str) -> dict[str, Path]:
+    """Option name → the YAML file that wins for it (user folders before built-ins)."""
+    options: dict[str, Path] = {}
+    for root in search_path():
+        for path in sorted((root / group).glob("*.yaml")):
+            options.setdefault(path.stem, path)
+    return options
+
+
+def find_option(group: str, name: str) -> Path | None:
+    """The YAML file of `group=name`, with a one-line notice when a user file replaces a built-in one."""
+    path = group_options(group).get(name)
+    builtin = config_dir() / group / f"{name}.yaml"
+    if path is not None and path != builtin and builtin.is_file() and path not in _NOTICED:
+        _NOTICED.add(path)
+        print(f"notice: {group} '{name}' comes from {path}, which replaces the built-in {builtin}", file=sys.stderr)
+    return path
+
+
+def check_group_choices(argv: list[str]) -> None:
     """`model=nope` → one clear line listing the known models (Hydra prints several lines otherwise)."""
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
@@ -33,10 +104,10 @@ def check_group_choices(argv: list[str], configs: Path) -> None:
         key = key.lstrip("+~")
         if key not in GROUPS or value.startswith(("glob(", "range(", "choice(", "${")):
             continue
-        known = sorted(p.stem for p in (configs / key).glob("*.yaml"))
+        known = sorted(group_options(key))
         for choice in value.split(","):
-            if choice and choice != "null" and choice not in known:
-                raise ConfigError(f"unknown {key} '{choice}'; known: {', '.join(known)} (configs/{key}/)")
+            if choice and choice != "null" and find_option(key, choice) is None:
+                raise ConfigError(f"unknown {key} '{choice}'; known: {', '.join(known)} (configs/{key}/ or --config-dir)")
 
 
 def compose(overrides: list[str], check_groups: bool = True) -> DictConfig:
@@ -51,7 +122,7 @@ def compose(overrides: list[str], check_groups: bool = True) -> DictConfig:
 
     configs = config_dir()
     if check_groups:
-        check_group_choices(overrides, configs)
+        check_group_choices(overrides)
     try:
         with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
             return hydra_compose("config", overrides=list(overrides))

@@ -12,14 +12,14 @@ from rich.table import Table
 
 from densebench.analysis.flops import backbone_cost
 from densebench.analysis.options import announce, split_args
-from densebench.config import config_dir
+from densebench.config import config_dir, group_options
 from densebench.files import write_json
 from densebench.errors import ConfigError
 from densebench.report.cli import default_runs_dir
 
 
 def model_names(selected: Any) -> list[str]:
-    known = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+    known = sorted(group_options("model"))
     if selected is None:
         return known
     names = [selected] if isinstance(selected, str) else [str(m) for m in selected]

@@ -6,6 +6,8 @@ arguments under `arch`; `variant=tiny` merges the config's `tiny` overrides for 
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
@@ -23,7 +25,7 @@ __all__ = ["BACKBONES", "Backbone", "arch_kwargs", "build_backbone", "pad_to_mul
 
 def arch_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """The family's constructor kwargs for the configured variant."""
-    arch = OmegaConf.to_container(cfg.get("arch") or {}, resolve=True)
+    arch = OmegaConf.to_container(cfg.arch, resolve=True) if cfg.get("arch") else {}
     variant = cfg.get("variant", "full")
     if variant == "tiny":
         arch.update(OmegaConf.to_container(cfg.get("tiny") or {}, resolve=True))
@@ -55,4 +57,16 @@ def build_backbone(cfg: DictConfig) -> Backbone:
     if path is not None:
         state = backbone.convert_checkpoint(select_checkpoint_keys(read_state_dict(path), cfg))
         load_strict(backbone.weights_module, state, f"model '{cfg.name}' weights {path}")
+    backbone.origin = {"family": str(cfg.family), **backbone.origin_record(),
+                       "weights_file": None if path is None else str(path),
+                       "weights_sha256": None if path is None else file_sha256(path)}
     return backbone
+
+
+def file_sha256(path: Path) -> str:
+    """The weights file's SHA-256 (for metrics.json: which exact checkpoint a result came from)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -41,6 +42,7 @@ class Backbone(nn.Module, ABC):
         layers: indices of blocks whose tokens are returned, each after the final norm (None = last block).
         lora_targets: target-set name → regex over module paths (relative to this module) for peft.
         model_name: the model config's `name`, set by `build_backbone`, for error messages.
+        origin: family, origin_record() and the weights file with its SHA-256, set by `build_backbone`.
     """
 
     patch_size: int
@@ -52,6 +54,7 @@ class Backbone(nn.Module, ABC):
     layers: Sequence[int] | None = None
     lora_targets: dict[str, str] = {}
     model_name: str = "unnamed"
+    origin: dict[str, Any] = {}
 
     @abstractmethod
     def forward_tokens(self, x: Tensor) -> list[Tensor]:
@@ -65,6 +68,14 @@ class Backbone(nn.Module, ABC):
     def convert_checkpoint(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         """Map an original checkpoint's keys onto `weights_module`; identity unless a family overrides it."""
         return state_dict
+
+    def origin_record(self) -> dict[str, Any]:
+        """Where the architecture came from beyond the family (a factory, a hub id), for metrics.json."""
+        return {}
+
+    def lora_fix(self, target_set: str) -> str:
+        """How to correct a LoRA target pattern of this backbone (quoted in the adapter's errors)."""
+        return f"fix the lora_targets of {type(self).__name__}"
 
     def selected_blocks(self, depth: int) -> list[int]:
         """`layers` as block indices in [0, depth); negative ones count from the last block."""

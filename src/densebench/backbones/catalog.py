@@ -6,7 +6,6 @@ read the same way everywhere; `densebench run` gets the same YAML through Hydra.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,21 +16,20 @@ from densebench.backbones.weights import locate_local
 from densebench.errors import ConfigError
 
 
-def model_config_dir() -> Path:
-    from densebench.config import config_dir
-
-    return config_dir() / "model"
-
-
 def model_names() -> list[str]:
-    return sorted(p.stem for p in model_config_dir().glob("*.yaml"))
+    """Built-in and user (`--config-dir`) model configs."""
+    from densebench.config import group_options
+
+    return sorted(group_options("model"))
 
 
 def load_model_config(name: str, overrides: list[str] | None = None) -> DictConfig:
-    """The config of model `name`, with `key=value` overrides (keys relative to `model.`)."""
-    path = model_config_dir() / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown model '{name}'; known: {', '.join(model_names())}")
+    """The config of model `name` (a user folder's file wins), with `key=value` overrides (keys relative to `model.`)."""
+    from densebench.config import find_option
+
+    path = find_option("model", name)
+    if path is None:
+        raise ConfigError(f"unknown model '{name}'; known: {', '.join(model_names())} (configs/model/ or --config-dir)")
     cfg = OmegaConf.load(path)
     if overrides:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
@@ -52,7 +50,7 @@ def describe(cfg: DictConfig) -> dict[str, Any]:
     local = locate_local(cfg)
     return {
         "name": cfg.name,
-        "display_name": cfg.display_name,
+        "display_name": cfg.get("display_name") or cfg.name,
         "published_key": cfg.get("published_key"),
         "family": cfg.family,
         "params": backbone.num_params(),

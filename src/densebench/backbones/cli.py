@@ -25,7 +25,7 @@ from densebench.backbones.weights import (
     token_state,
     weights_override,
 )
-from densebench.errors import ConfigError, WeightsError
+from densebench.errors import ConfigError, DenseBenchError, WeightsError, print_error
 
 
 def wide_console() -> Console:
@@ -44,13 +44,65 @@ def ordered_names() -> list[str]:
     return sorted(configs, key=lambda n: (configs[n].get("published_key") is None, n))
 
 
+def model_selection(items: list[str], prog: str) -> tuple[list[str], list[str]]:
+    """`model=A,B` and `model.key=value` arguments → (model names, overrides relative to `model.`)."""
+    names: list[str] = []
+    overrides: list[str] = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{prog}: '{item}' is not key=value; use model=NAME or model.weights=PATH")
+        if key == "model":
+            names += [n for n in value.split(",") if n]
+        elif key.startswith("model."):
+            overrides.append(f"{key[len('model.'):]}={value}")
+        else:
+            raise ConfigError(f"{prog}: unknown option '{key}'; use model=NAME or model.weights=PATH")
+    if overrides and len(names) != 1:
+        raise ConfigError(f"{prog}: model.<key>=... overrides need exactly one model=NAME")
+    return names, overrides
+
+
+def check_main(selection: list[str], as_json: bool) -> int:
+    """`--check`: one block per model, a `problem:` line per problem; exit 1 if any model has one."""
+    from densebench.backbones.check import check_model, render
+
+    names, overrides = model_selection(selection, "densebench models --check")
+    if not names:
+        raise ConfigError("densebench models --check: name the model, e.g. --check model=my_model")
+    results = [check_model(load_model_config(n, overrides)) for n in names]
+    if as_json:
+        print(json.dumps([{"name": r.name, "facts": r.facts, "problems": r.problems} for r in results], indent=2,
+                         default=str))
+    else:
+        for result in results:
+            print("\n".join(render(result)))
+    return 1 if any(r.problems for r in results) else 0
+
+
 def models_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="densebench models", description="List the backbones: sizes from a weightless full-size build."
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--check", action="store_true",
+                        help="check models before training: build, a real forward on a non-square input, LoRA/DoRA "
+                             "targets per block; one line per problem naming the config key")
+    parser.add_argument("selection", nargs="*", metavar="model=NAME[,NAME]",
+                        help="with --check: the model(s) to check, plus model.<key>=value overrides for one")
     args = parser.parse_args(argv)
-    rows = [describe(load_model_config(name)) for name in ordered_names()]
+    if args.check:
+        return check_main(args.selection, args.json)
+    if args.selection:
+        raise ConfigError("densebench models: model=... selects models for --check; add --check")
+    rows, broken = [], []
+    for name in ordered_names():
+        try:
+            rows.append(describe(load_model_config(name)))
+        except DenseBenchError as exc:  # one user model that does not build must not hide the others
+            broken.append(f"model {name} does not build: {exc} (densebench models --check model={name})")
+    for line in broken:
+        print_error(DenseBenchError(line))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -82,20 +134,7 @@ def parse_doctor_args(argv: list[str]) -> tuple[argparse.Namespace, list[DictCon
     parser.add_argument("--no-hub", action="store_true", help="do not contact the hub")
     parser.add_argument("--timeout", type=float, default=HUB_TIMEOUT_S, help="seconds to wait for the hub")
     args = parser.parse_args(argv)
-    names: list[str] = []
-    overrides: list[str] = []
-    for item in args.selection:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"doctor: '{item}' is not key=value; use model=NAME or model.weights=PATH")
-        if key == "model":
-            names += [n for n in value.split(",") if n]
-        elif key.startswith("model."):
-            overrides.append(f"{key[len('model.'):]}={value}")
-        else:
-            raise ConfigError(f"doctor: unknown option '{key}'; use model=NAME or model.weights=PATH")
-    if overrides and len(names) != 1:
-        raise ConfigError("doctor: model.<key>=... overrides need exactly one model=NAME")
+    names, overrides = model_selection(args.selection, "doctor")
     return args, [load_model_config(n, overrides) for n in (names or ordered_names())]
 
 

@@ -43,9 +43,9 @@ def compose(overrides: list[str]) -> DictConfig:
 
 
 def dataset_names() -> list[str]:
-    from densebench.config import config_dir
+    from densebench.config import group_options
 
-    return sorted(p.stem for p in (config_dir() / "dataset").glob("*.yaml"))
+    return sorted(group_options("dataset"))
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, ignore_index: int) -> np.ndarray:

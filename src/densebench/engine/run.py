@@ -106,7 +106,7 @@ def main(argv: list[str]) -> int:
     import hydra
 
     configs = config_dir()
-    check_group_choices(argv, configs)
+    check_group_choices(argv)
     entry = hydra.main(config_path=str(configs), config_name="config", version_base="1.3")(task)
     saved = sys.argv
     sys.argv = ["densebench run", *argv]

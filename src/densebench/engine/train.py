@@ -83,6 +83,7 @@ class Run:
         cfg = self.cfg
         if is_complete(self.dir) and not cfg.force:
             return False
+        build_on_meta(cfg.model)  # a model that cannot be built (e.g. a user factory's bug) leaves no run directory
         if cfg.force and self.dir.exists():
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -350,7 +351,7 @@ def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
             "weights": model_cfg.get("weights"), "variant": model_cfg.get("variant", "full"),
             "patch_size": run.model.backbone.patch_size, "embed_dim": run.model.backbone.embed_dim,
             "num_prefix_tokens": run.model.backbone.num_prefix_tokens, "input_size": run.input_size,
-            "params": run.model.parameter_counts(),
+            "params": run.model.parameter_counts(), "origin": run.model.backbone.origin,
         },
         "test": test,
         "val": {"select_metric": cfg.train.select_metric, "best_epoch": int(best["epoch"]) + 1, "best": best["val"]},

@@ -14,7 +14,7 @@ import pandas as pd
 
 import densebench
 from densebench.errors import DenseBenchError
-from densebench.report import analysis, plots
+from densebench.report import analysis, plots, published_rank
 from densebench.report.analysis import jsonable
 from densebench.report.load import PUBLISHED, RUNS, Problem, Results
 from densebench.report.names import Catalog
@@ -421,6 +421,7 @@ class _Builder:
         for source in self.results.sources():
             self.source(source)
         self.comparison()
+        published_rank.add_to_report(self)
         self.per_class()
         self.instance()
         self.paired()

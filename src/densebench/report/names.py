@@ -71,8 +71,10 @@ class Catalog:
     def load(cls, config_dir: Path | None) -> Catalog:
         configs: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in GROUPS}
         if config_dir is not None:
-            for kind, group in GROUPS.items():
-                for path in sorted((config_dir / group).glob("*.yaml")):
+            from densebench.config import user_config_dirs
+
+            for kind, group in GROUPS.items():  # user folders (--config-dir) last: their entries win
+                for path in [p for root in (config_dir, *reversed(user_config_dirs())) for p in sorted((root / group).glob("*.yaml"))]:
                     entry = _config_entry(path, group)
                     configs[kind][str(entry.get("name") or path.stem)] = entry
         return cls(configs)

@@ -203,8 +203,11 @@ def input_size_plot(cells: pd.DataFrame, catalog: Catalog, metric: str, path: Pa
     return _sweep_plot(cells, "input_size", ["adapter_rank"], catalog, metric, "input size (px)", path, False, False)
 
 
-def cd_diagram(ranks: dict[str, float], cd: float, cliques: list[list[str]], title: str, path: Path) -> Path:
-    """Critical-difference diagram: average ranks on an axis (1 = best, left), bars join groups within the CD."""
+def cd_diagram(ranks: dict[str, float], cd: float, cliques: list[list[str]], title: str, path: Path,
+               highlight: set[str] | None = None) -> Path:
+    """Critical-difference diagram: average ranks on an axis (1 = best, left), bars join groups within the CD.
+
+    `highlight`: names drawn in red and bold (e.g. own runs among published results)."""
     names = sorted(ranks, key=ranks.get)
     k = len(names)
     half = math.ceil(k / 2)
@@ -231,8 +234,9 @@ def cd_diagram(ranks: dict[str, float], cd: float, cliques: list[list[str]], tit
         row = i if left else k - 1 - i
         y = text_top - 0.22 * row
         x_text = 0.35 if left else k + 0.65
-        ax.plot([r, r, x_text], [0, y, y], color="black", lw=0.7)
+        mark = name in (highlight or ())
+        ax.plot([r, r, x_text], [0, y, y], color="tab:red" if mark else "black", lw=1.2 if mark else 0.7)
         ax.text(x_text + (-0.02 if left else 0.02), y, f"{name} ({r:.2f})", ha="right" if left else "left",
-                va="center", fontsize=7)
+                va="center", fontsize=7, color="tab:red" if mark else "black", fontweight="bold" if mark else "normal")
     ax.set_title(title, fontsize=9)
     return save_figure(fig, path)

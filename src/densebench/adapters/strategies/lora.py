@@ -33,50 +33,48 @@ def target_regex(backbone: Backbone, target_set: str) -> str:
         known = ", ".join(sorted(targets)) or "none (the family defines no lora_targets)"
         raise ConfigError(
             f"model '{backbone.model_name}': adapter.target_set={target_set} is not defined for "
-            f"{type(backbone).__name__}; known: {known}"
+            f"{type(backbone).__name__}; known: {known}; or {backbone.lora_fix(target_set)}"
         )
     return targets[target_set]
 
 
-def targeted_linears(backbone: Backbone, regex: str) -> dict[str, nn.Linear]:
+def targeted_linears(backbone: Backbone, regex: str, target_set: str) -> dict[str, nn.Linear]:
     """The modules the regex selects (peft full-matches module paths); all must be Linear layers."""
     matched = {n: m for n, m in backbone.named_modules() if n and re.fullmatch(regex, n)}
     if not matched:
         raise ConfigError(
             f"model '{backbone.model_name}': LoRA target pattern {regex!r} matches no module of "
-            f"{type(backbone).__name__}; fix its lora_targets"
+            f"{type(backbone).__name__}; {backbone.lora_fix(target_set)}"
         )
     other = sorted(n for n, m in matched.items() if not isinstance(m, nn.Linear))
     if other:
         raise ConfigError(
             f"model '{backbone.model_name}': LoRA target pattern {regex!r} selects non-Linear modules "
-            f"(e.g. {other[0]}); fix the lora_targets of {type(backbone).__name__}"
+            f"(e.g. {other[0]}); {backbone.lora_fix(target_set)}"
         )
     return matched
 
 
-def check_every_block_adapted(backbone: Backbone, target_set: str) -> Counter:
-    """Count adapted Linears per transformer block; fail unless every block has the same, nonzero count.
+def count_per_block(backbone: Backbone, names: list[str], target_set: str) -> Counter:
+    """Count the targeted Linears per transformer block; fail unless every block has the same, nonzero count.
 
     Returns the per-block counts keyed by (stack path, block name).
     """
-    from peft.tuners.lora import LoraLayer
-
     name = backbone.model_name
-    adapted = [n for n, m in backbone.named_modules() if isinstance(m, LoraLayer)]
     stacks = block_stacks(backbone)
     counts: Counter = Counter()
-    for module_name in adapted:
+    for module_name in names:
         where = block_of(module_name, stacks)
         if where is None:
             raise ConfigError(
                 f"model '{name}': LoRA target set '{target_set}' adapted {module_name}, which is outside the "
-                f"transformer blocks (e.g. the patch embedding); fix the lora_targets of {type(backbone).__name__}"
+                f"transformer blocks (e.g. the patch embedding); {backbone.lora_fix(target_set)}"
             )
         counts[where] += 1
     used = [(path, stack) for path, stack in stacks if any(p == path for p, _ in counts)]
     if not used:
-        raise ConfigError(f"model '{name}': LoRA target set '{target_set}' adapted no transformer block")
+        raise ConfigError(f"model '{name}': LoRA target set '{target_set}' adapts no transformer block; "
+                          f"{backbone.lora_fix(target_set)}")
     for path, stack in used:
         per_block = {block: counts[(path, block)] for block, _ in stack.named_children()}
         most = max(per_block.values())
@@ -86,9 +84,16 @@ def check_every_block_adapted(backbone: Backbone, target_set: str) -> Counter:
             raise ConfigError(
                 f"model '{name}': LoRA target set '{target_set}' adapted {count} Linear modules in block "
                 f"{path}.{block} but {most} in others ({len(short)} of {len(per_block)} blocks short); "
-                f"fix the lora_targets of {type(backbone).__name__}"
+                f"{backbone.lora_fix(target_set)}"
             )
     return counts
+
+
+def check_every_block_adapted(backbone: Backbone, target_set: str) -> Counter:
+    """`count_per_block` over the Linears peft actually adapted."""
+    from peft.tuners.lora import LoraLayer
+
+    return count_per_block(backbone, [n for n, m in backbone.named_modules() if isinstance(m, LoraLayer)], target_set)
 
 
 @ADAPTERS.register("lora")
@@ -105,7 +110,7 @@ class LowRank(Adapter):
 
         super().__init__(backbone, cfg)
         regex = target_regex(backbone, cfg.target_set)
-        targets = targeted_linears(backbone, regex)
+        targets = targeted_linears(backbone, regex, cfg.target_set)
         freeze(backbone)
         config = LoraConfig(
             r=int(cfg.rank),
