@@ -68,7 +68,7 @@ class DenseBenchSweeper(BasicSweeper):
 
 def _preflight(launcher: Any) -> None:
     """Settings SLURM would never run: one line and exit 2, like a config error, before any submission."""
-    from densebench.cli import print_error
+    from densebench.errors import print_error
     from densebench.errors import DenseBenchError
 
     try:
