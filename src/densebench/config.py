@@ -110,22 +110,35 @@ def check_group_choices(argv: list[str]) -> None:
                 raise ConfigError(f"unknown {key} '{choice}'; known: {', '.join(known)} (configs/{key}/ or --config-dir)")
 
 
-def compose(overrides: list[str], check_groups: bool = True) -> DictConfig:
+def compose(overrides: list[str], check_groups: bool = True, validate: bool = True) -> DictConfig:
     """The same config `densebench run <overrides>` would use; Hydra's errors become one ConfigError line.
 
-    `check_groups` first names the known options of a mistyped group choice (`model=nope`).
+    `check_groups` first names the known options of a mistyped group choice (`model=nope`); `validate`
+    checks the settings' types and ranges (settings.py) before the config is handed out.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from densebench.settings import validate as validate_settings
+
     configs = config_dir()
     if check_groups:
         check_group_choices(overrides)
     try:
         with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-            return hydra_compose("config", overrides=list(overrides))
+            cfg = hydra_compose("config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot compose the config from {overrides}: {first}") from None
+        raise ConfigError(f"cannot compose the config from {overrides}: {hydra_message(exc)}") from None
+    return validate_settings(cfg) if validate else cfg
+
+
+def hydra_message(exc: Exception) -> str:
+    """Hydra's multi-line error as one line (its hint to set HYDRA_FULL_ERROR left out), with the first
+    line of its cause ("Key 'bogus' is not in struct": the key is unknown)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines()]
+    if exc.__cause__ is not None and str(exc.__cause__).strip():
+        lines.insert(1, f"({str(exc.__cause__).strip().splitlines()[0]})")
+    kept = [line for line in lines if line and not line.startswith(("Set the environment variable HYDRA_FULL_ERROR", "See https://hydra.cc"))]
+    return " ".join(kept) or type(exc).__name__

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from densebench.config import check_group_choices, config_dir
 from densebench.errors import DenseBenchError, one_line, print_error
+from densebench.settings import check_overrides
 
 
 # configs/hydra/launcher/submitit_*.yaml replace the plugin's defaults under the same names, so Hydra
@@ -53,6 +54,7 @@ def task(cfg: DictConfig) -> None:
     from densebench.runs.rundir import run_dir
     from densebench.engine.session import session
     from densebench.engine.train import execute
+    from densebench.settings import validate
 
     hydra_cfg = HydraConfig.get()
     overrides = list(hydra_cfg.overrides.task)
@@ -62,6 +64,7 @@ def task(cfg: DictConfig) -> None:
     try:
         with session(cfg, path):  # the run lock is held while the run, or its failure record, writes
             try:
+                validate(cfg)  # before a model is built or a file decoded; a bad cell is recorded like any failure
                 record = execute(cfg, overrides)
             except Exception as exc:
                 if isinstance(exc, preempt.Preempted):
@@ -107,6 +110,7 @@ def main(argv: list[str]) -> int:
 
     configs = config_dir()
     check_group_choices(argv)
+    check_overrides(argv)
     entry = hydra.main(config_path=str(configs), config_name="config", version_base="1.3")(task)
     saved = sys.argv
     sys.argv = ["densebench run", *argv]
