@@ -109,15 +109,12 @@ class Run:
         self.precision = resolve_precision(cfg.train.precision, self.device)
         self.autocast_dtype = PRECISIONS[self.precision]
         seed_everything(int(cfg.seed))
+        self.input_size = resolve_input_size(cfg, build_on_meta(cfg.model))  # a bad size costs no data or weights
         self.data: DataSplits = load_splits(cfg)
         if ddp.is_main():
             write_json(self.dir / "splits.json", {k: [s.key for s in v] for k, v in self.data.splits.items()})
         if model:
             self.model: Segmenter = build_model(cfg, self.data.source.num_classes).to(self.device)
-            backbone = self.model.backbone
-        else:
-            backbone = build_on_meta(cfg.model)
-        self.input_size = resolve_input_size(cfg, backbone)
         load = cached_loader(self.data.source, cfg.cache_dir) if cfg.get("cache_dir") else self.data.source.load
         self.train_set = SegmentationDataset(
             self.data.splits["train"], load, build_train_transform(cfg.train.augment, self.input_size), int(cfg.seed)
