@@ -14,6 +14,8 @@ from tests.sweeps import TINY
 
 # A whole run in about a second: tiny ViT and decoder, 8/2/3 small synthetic images, 2 epochs.
 RUN = [*TINY, "progress=none", "cache_dir=null", "eval.gallery.n=1", "eval.bootstrap.n=20"]
+# The same without the synthetic dataset's keys, for runs on other datasets.
+MODEL = [o for o in RUN if not o.startswith("dataset.")]
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -48,21 +50,24 @@ def save(path: Path, array: np.ndarray) -> Path:
     return path
 
 
-def make_folder(root: Path, n: int = 10, side: int = 48, seed: int = 0) -> Path:
-    """`dataset=folder` layout: images/t<i>.png (RGB) and masks/t<i>.png (class ids 0/1), seeded."""
+def make_folder(root: Path, side: int = 48, seed: int = 0, counts: dict[str, int] | None = None) -> Path:
+    """`dataset=folder` layout with the official split in subfolders: images/<split>/<s><i>.png (RGB) and
+    masks/<split>/<s><i>.png (class ids 0/1), seeded; train holds t0..t5, val v0..v1, test s0..s1."""
     rng = np.random.default_rng(seed)
-    for i in range(n):
-        mask = (rng.random((side, side)) > 0.5).astype(np.uint8)
-        image = np.stack([mask * 120 + 60 + rng.integers(0, 40, (side, side))] * 3, -1).astype(np.uint8)
-        save(root / "images" / f"t{i}.png", image)
-        save(root / "masks" / f"t{i}.png", mask)
+    for split, n in (counts or {"train": 6, "val": 2, "test": 2}).items():
+        for i in range(n):
+            mask = (rng.random((side, side)) > 0.5).astype(np.uint8)
+            image = np.stack([mask * 120 + 60 + rng.integers(0, 40, (side, side))] * 3, -1).astype(np.uint8)
+            name = f"{split}/{ {'train': 't', 'val': 'v', 'test': 's'}[split]}{i}.png".replace(" ", "")
+            save(root / "images" / name, image)
+            save(root / "masks" / name, mask)
     return root
 
 
 def folder_run(root: Path, out: Path) -> list[str]:
     """Overrides of a tiny run on a `make_folder` tree."""
-    return [*RUN, "dataset=folder", f"dataset.root={root}", "dataset.min_side=48", "dataset.split=paper",
-            f"output_dir={out}"]
+    return [*MODEL, "dataset=folder", f"dataset.root={root}", "dataset.min_side=48", "dataset.split=official",
+            "train.batch_size=2", f"output_dir={out}"]
 
 
 @pytest.fixture(scope="session")

@@ -61,7 +61,10 @@ def read_image(path: str | Path) -> np.ndarray:
     if path.suffix.lower() in (".tif", ".tiff"):
         arr = _read_tiff(path)
     else:
-        arr = _pil_array(_open(path))
+        img = _open(path)
+        if img.mode.startswith(("I", "F")):  # 16/32-bit: converting to RGB would clip every value above 255
+            raise DataError(f"{path}: a {img.mode} image (more than 8 bits); convert the image to 8 bits per channel")
+        arr = _pil_array(img)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
     if arr.shape[2] == 4:
