@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class DenseBenchError(Exception):
     """A mistake the user can fix (bad option, missing file); the message names the fix."""
@@ -17,6 +19,24 @@ class DataError(DenseBenchError):
 
 class WeightsError(DenseBenchError):
     """Model weights that cannot be found, read or loaded strictly."""
+
+
+class OutputError(DenseBenchError):
+    """A file that cannot be written: a read-only or full disk, a quota, missing permissions."""
+
+
+# errno values that mean "this place cannot be written", not a bug: EACCES, EPERM, EROFS, ENOSPC, EDQUOT, EFBIG
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def as_user_error(exc: BaseException) -> BaseException:
+    """An OSError from a read-only, full or forbidden output place becomes an `OutputError` line naming
+    the file and the fix; any other exception is returned unchanged."""
+    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+        where = exc.filename or "the output directory"
+        return OutputError(f"cannot write {where}: {exc.strerror or exc}; free space or fix the permissions "
+                           "there, or choose another output_dir (finished work is kept; rerun the command)")
+    return exc
 
 
 def one_line(exc: BaseException) -> str:

@@ -25,9 +25,20 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk fails f.write(): name the file
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+def remove_partial_writes(folder: Path) -> list[Path]:
+    """Delete what `write_atomic` leaves of a write a kill -9 interrupted (`.<name>.<random>.tmp`),
+    under `folder`; only for a folder the caller owns (a run directory under its lock)."""
+    removed = [p for p in Path(folder).rglob(".*.tmp") if p.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def _clean(obj: Any) -> Any:

@@ -14,6 +14,8 @@ from tests.sweeps import TINY
 
 # A whole run in about a second: tiny ViT and decoder, 8/2/3 small synthetic images, 2 epochs.
 RUN = [*TINY, "progress=none", "cache_dir=null", "eval.gallery.n=1", "eval.bootstrap.n=20"]
+# A made-up Hugging Face token: set while the shared run runs, it must appear in no file written.
+TOKEN = "hf_reliabilitySuiteCanary0123456789abcdef"
 # The same without the synthetic dataset's keys, for runs on other datasets.
 MODEL = [o for o in RUN if not o.startswith("dataset.")]
 
@@ -79,6 +81,7 @@ def finished_run(tmp_path_factory) -> tuple[list[str], Path, dict]:
 
     out = tmp_path_factory.mktemp("finished")
     overrides = [*RUN, f"output_dir={out}"]
-    with preempt.handling():
+    with pytest.MonkeyPatch.context() as patch, preempt.handling():
+        patch.setenv("HF_TOKEN", TOKEN)
         record = execute(compose(overrides), overrides)
     return overrides, Path(record["run"]["run_dir"]), json.loads((Path(record["run"]["run_dir"]) / "metrics.json").read_text())

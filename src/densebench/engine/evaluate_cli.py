@@ -20,7 +20,7 @@ from densebench.data.io import IMAGE_SUFFIXES, find_files, read_label, unique_by
 from densebench.engine import evaluate_instances
 from densebench.files import write_json
 from densebench.files import write_atomic
-from densebench.errors import DataError
+from densebench.errors import ConfigError, DataError
 from densebench.metrics import METRIC_KEYS, confusion_matrix, test_block
 from densebench.metrics.instance import METRIC_KEYS as INSTANCE_KEYS
 
@@ -40,7 +40,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.num_classes is None and not args.instances:
         p.error("--num-classes is required (unless --instances)")
+    check_arguments(args)
     return args
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """The numbers are checked before any file is read: a bad one is one line naming the option."""
+    if args.num_classes is not None and not 1 <= args.num_classes <= 255:
+        raise ConfigError(f"--num-classes {args.num_classes}: must be 1..255 (the classes in the label images)")
+    if not 0 <= args.ignore_index <= 255:
+        raise ConfigError(f"--ignore-index {args.ignore_index}: must be 0..255 (the label value scored as ignore)")
+    if args.n_bootstrap < 1:
+        raise ConfigError(f"--n-bootstrap {args.n_bootstrap}: must be at least 1")
+    if not 0 < args.ci < 1:
+        raise ConfigError(f"--ci {args.ci}: must be in (0, 1), e.g. 0.95")
 
 
 def _label(path: Path) -> np.ndarray:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from densebench.config import check_group_choices, config_dir
-from densebench.errors import DenseBenchError, one_line, print_error
+from densebench.errors import DenseBenchError, as_user_error, one_line, print_error
 from densebench.settings import check_overrides
 
 
@@ -66,18 +66,24 @@ def task(cfg: DictConfig) -> None:
             try:
                 validate(cfg)  # before a model is built or a file decoded; a bad cell is recorded like any failure
                 record = execute(cfg, overrides)
-            except Exception as exc:
-                if isinstance(exc, preempt.Preempted):
+            except Exception as raised:
+                if isinstance(raised, preempt.Preempted):
                     raise
+                exc = as_user_error(raised)  # a read-only or full disk is one line, not a traceback
                 if ddp.is_main() and (multirun or path.is_dir()):  # `densebench status` then shows why
-                    _record_failure(path, exc, cfg, overrides)
+                    _record_failure(path, raised, cfg, overrides)
                 if not multirun:
-                    raise
+                    if exc is raised:
+                        raise
+                    raise exc from raised
                 if not isinstance(exc, DenseBenchError):
                     exc = RuntimeError(f"run failed ({type(exc).__name__}): {exc}")
                 print_error(exc)
                 return
-    except DenseBenchError as exc:  # a single run's error, or a cell that could not start (RunLocked): no record
+    except (DenseBenchError, OSError) as raised:  # a single run's error, or a cell that could not start: no record
+        exc = as_user_error(raised)
+        if not isinstance(exc, DenseBenchError):
+            raise
         print_error(exc)
         if not multirun:
             sys.exit(2)
@@ -98,11 +104,14 @@ def _record_failure(path: Path, exc: BaseException, cfg: DictConfig, overrides: 
         config = OmegaConf.to_container(cfg, resolve=True)
     except Exception:  # an unresolvable config may be the very failure
         config = OmegaConf.to_container(cfg, resolve=False)
-    write_json(path / "error.json", {
-        "type": type(exc).__name__, "message": one_line(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-        "overrides": overrides, "config": config,
-    })
+    try:
+        write_json(path / "error.json", {
+            "type": type(exc).__name__, "message": one_line(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+            "overrides": overrides, "config": config,
+        })
+    except OSError:  # the disk that failed the run may refuse the record too; the error line still follows
+        pass
 
 
 def main(argv: list[str]) -> int:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from densebench.backbones.base import Backbone
 from densebench.data import Sample, SegmentationSource, build_source
+from densebench.data.fingerprint import files_fingerprint
 from densebench.data.splits import make_splits
 from densebench.errors import ConfigError
 
@@ -90,12 +91,14 @@ class DataSplits:
     def facts(self) -> dict:
         keys = {k: [s.key for s in v] for k, v in self.splits.items()}
         digest = hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
+        files = files_fingerprint([s for v in self.splits.values() for s in v], self.source.cfg.get("root"))
         return {
             "num_classes": self.source.num_classes,
             "class_names": self.source.classes,
             "ignore_index": self.source.ignore_index,
             "sizes": {k: len(v) for k, v in self.splits.items()},
             "fingerprint": digest,
+            **({"files_fingerprint": files} if files else {}),  # sources with files only (data/fingerprint.py)
             "excluded": [{"file": str(f), "reason": r} for f, r in getattr(self.source, "excluded", [])],
         }
 

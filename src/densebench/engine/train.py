@@ -29,6 +29,7 @@ from densebench.engine.gallery import save_gallery
 from densebench.backbones.catalog import build_on_meta
 from densebench.data.cache import cached_loader
 from densebench.data.dataset import SegmentationDataset, worker_context
+from densebench.data.fingerprint import check_or_record, check_same_data, recorded_root
 from densebench.data.transforms import build_train_transform
 from densebench.engine import checkpoint, ddp
 from densebench.engine.inference import Normalizer, Predictor, evaluate
@@ -39,7 +40,7 @@ from densebench.engine.setup import (
     PRECISIONS, DataSplits, load_splits, resolve_device, resolve_input_size, resolve_precision, seed_everything,
 )
 from densebench.errors import ConfigError
-from densebench.files import read_json, write_atomic, write_json
+from densebench.files import read_json, remove_partial_writes, write_atomic, write_json
 from densebench.metrics import summary, test_block
 from densebench.metrics.instance import InstanceScorer
 from densebench.model import Segmenter, build_model
@@ -82,11 +83,13 @@ class Run:
         """Returns True when the run may proceed (False: finished and not forced)."""
         cfg = self.cfg
         if is_complete(self.dir) and not cfg.force:
+            self.check_finished_data()
             return False
         build_on_meta(cfg.model)  # a model that cannot be built (e.g. a user factory's bug) leaves no run directory
         if cfg.force and self.dir.exists():
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        remove_partial_writes(self.dir)  # what a kill -9 left mid-write; this run holds the directory's lock
         saved = self.dir / "config.yaml"
         current = semantic_config(cfg)
         if saved.is_file() and (self.ckpt_dir / "last.pt").is_file():
@@ -97,9 +100,18 @@ class Run:
                     f"{self.dir} holds an unfinished run with a different config (at '{diff}'); "
                     "add force=true to start it over or choose another output_dir"
                 )
-        OmegaConf.save(cfg, saved, resolve=True)
+        write_atomic(saved, OmegaConf.to_yaml(cfg, resolve=True).encode())
         (self.dir / "error.json").unlink(missing_ok=True)
         return True
+
+    def check_finished_data(self) -> None:
+        """A finished run is the answer only for the data it ran on (data/fingerprint.py); sources
+        without files (the synthetic demo) are pinned by the config alone and read nothing here."""
+        root = self.cfg.dataset.get("root")
+        if not root:
+            return
+        recorded = read_json(self.dir / "metrics.json").get("data") or {}
+        check_same_data(self.dir, recorded, recorded_root(self.dir), load_splits(self.cfg).facts(), root, finished=True)
 
     def build(self, model: bool = True) -> None:
         """Data, model, optimiser; `model=False` stops after the datasets (loader benchmarks), with the
@@ -111,7 +123,9 @@ class Run:
         seed_everything(int(cfg.seed))
         self.input_size = resolve_input_size(cfg, build_on_meta(cfg.model))  # a bad size costs no data or weights
         self.data: DataSplits = load_splits(cfg)
+        self.data_facts = self.data.facts()
         if ddp.is_main():
+            check_or_record(self.dir, self.data_facts, cfg.dataset.get("root"), (self.ckpt_dir / "last.pt").is_file())
             write_json(self.dir / "splits.json", {k: [s.key for s in v] for k, v in self.data.splits.items()})
         if model:
             self.model: Segmenter = build_model(cfg, self.data.source.num_classes).to(self.device)
@@ -134,6 +148,7 @@ class Run:
             cfg.eval.blend, self.autocast_dtype,
         )
         self.start_epoch, self.best_value, self.best_epoch, self.epoch_seconds = 0, -math.inf, -1, []
+        self.log: list[dict[str, Any]] = []  # log.jsonl's records, kept in the checkpoint so both always agree
         source = self.data.source  # instance scoring is checked now, not after training
         self.instance_scorer = (InstanceScorer.for_dataset(cfg.eval.instance, source.classes, source.ignore_index)
                                 if source.has_instances else None)
@@ -152,6 +167,12 @@ class Run:
         self.start_epoch = int(state["epoch"]) + 1
         self.best_value, self.best_epoch = float(state["best_value"]), int(state["best_epoch"])
         self.epoch_seconds = list(state["epoch_seconds"])
+        if "log" in state:
+            self.log = list(state["log"])
+            if ddp.is_main():  # a kill between the checkpoint and the log line loses neither
+                self.write_log()
+        elif (self.dir / "log.jsonl").is_file():  # a checkpoint from before the log was kept in it
+            self.log = [json.loads(x) for x in (self.dir / "log.jsonl").read_text().splitlines() if x.strip()]
         self.partial = Partial(**state["partial"]) if state.get("partial") else None
         at = f" step {self.partial.steps + 1}" if self.partial else ""
         self.progress.log(f"resuming {self.dir} at epoch {self.start_epoch + 1}{at}")
@@ -251,8 +272,12 @@ class Run:
             "model": self.model.trainable_state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": checkpoint.rng_state(),
             "epoch": epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
-            "epoch_seconds": self.epoch_seconds, "partial": asdict(partial) if partial else None,
+            "epoch_seconds": self.epoch_seconds, "partial": asdict(partial) if partial else None, "log": self.log,
         })
+
+    def write_log(self) -> None:
+        """log.jsonl rewritten whole and atomically: never a half line, never an epoch the checkpoint lacks."""
+        write_atomic(self.dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in self.log).encode())
 
     def fit(self) -> None:
         cfg = self.cfg
@@ -277,10 +302,10 @@ class Run:
                     line += " *"
             self.epoch_seconds.append(seconds)
             self.partial = None
+            self.log.append(record)
             if ddp.is_main():
                 self.save_last(epoch)  # before the log line: a logged epoch is always resumable
-                with (self.dir / "log.jsonl").open("a") as f:
-                    f.write(json.dumps(record) + "\n")
+                self.write_log()
             self.progress.end_epoch(line)
 
     def test(self) -> dict[str, Any]:
@@ -341,7 +366,7 @@ def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
                 "run_dir": str(run.dir.resolve()), "overrides": run.overrides, "started": started, "finished": _now()},
         "code": {"version": densebench.__version__, "git_commit": git_commit()},
         "config": OmegaConf.to_container(cfg, resolve=True),
-        "data": {**run.data.facts(), "split": cfg.dataset.get("split_file") or cfg.dataset.get("split")},
+        "data": {**run.data_facts, "split": cfg.dataset.get("split_file") or cfg.dataset.get("split")},
         "model": {
             "name": model_cfg.name, "display_name": model_cfg.get("display_name"),
             "published_key": model_cfg.get("published_key"), "pretrained": bool(model_cfg.get("pretrained", False)),

@@ -45,6 +45,7 @@ class DenseBenchSweeper(BasicSweeper):
         from omegaconf.errors import OmegaConfBaseException
 
         from densebench.errors import print_error
+        from densebench.data.fingerprint import recorded_root
         from densebench.runs.cells import Cell, write_manifest
         from densebench.errors import ConfigError
 
@@ -61,7 +62,10 @@ class DenseBenchSweeper(BasicSweeper):
                 cell = " ".join(overrides)
                 print_error(ConfigError(f"cell '{cell}': {str(exc).splitlines()[0]}; nothing launched"))
                 raise SystemExit(2) from None
-            self._batch.append((Cell.from_config(cfg, list(cfg.hydra.overrides.task)), bool(cfg.get("force", False))))
+            cell = Cell.from_config(cfg, list(cfg.hydra.overrides.task))
+            # A finished cell whose dataset.root changed is launched: its run compares the data (data/fingerprint.py).
+            moved = cfg.dataset.get("root") != recorded_root(cell.run_dir) and (cell.run_dir / "metrics.json").is_file()
+            self._batch.append((cell, bool(cfg.get("force", False)) or moved))
         self.cells += [cell for cell, _ in self._batch]
         write_manifest(Path(str(self.config.hydra.sweep.dir)), self.cells)
 
