@@ -141,7 +141,7 @@ def test_a_killed_run_resumes_and_ends_with_the_uninterrupted_result(tmp_path):
     ("dataset=nope", "unknown dataset 'nope'"),
     ("adapter=nope", "unknown adapter 'nope'"),
     ("input_size=100", "input_size=100 is not a multiple of demo_vit's patch size 8; use 96 or 104"),
-    ("train.epochs=0", "at least one epoch"),
+    ("train.epochs=0", "train.epochs=0 is not valid: must be an integer >= 1"),
 ])
 def test_bad_overrides_end_with_one_clear_line(tmp_path, override, expected, capsys):
     from densebench.cli import main

@@ -110,10 +110,10 @@ DEVICE = [
 
 
 def all_cases() -> list[Case]:
-    from tests.reliability import test_data_files, test_faults, test_results, test_weights  # noqa: F401
+    from tests.reliability import test_data_files, test_faults, test_fingerprint, test_results, test_weights
 
     return [*CONFIG, *NAMES, *DEVICE, *test_data_files.CASES, *test_weights.CASES, *test_faults.CASES,
-            *test_results.CASES]
+            *test_fingerprint.CASES, *test_results.CASES]
 
 
 def table() -> str:

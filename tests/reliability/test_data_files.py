@@ -65,6 +65,9 @@ CASES = [
          "skipped, not fatal: the run's data facts (metrics.json `data.excluded`, the log) name the mask"),
     _case("two-images-one-key", "t0.png and t0.jpg for one mask", "t0", "both have key"),
     _case("empty-split", "a split folder left empty", "test split is empty"),
+    Case("valid-oddities", "dataset files", "RGBA and greyscale images, a palette mask, odd file names "
+         "(spaces, brackets, unicode, a leading dash) and an image smaller than one window",
+         "accepted: each decodes to RGB uint8 and class ids"),
     _case("root-missing", "`dataset.root` that does not exist", "dataset.root=", "is not a directory"),
     _case("root-not-set", "`dataset=folder` without `dataset.root`", "dataset.root=PATH"),
     _case("root-is-a-file", "`dataset.root` naming a file", "dataset.root=", "is not a directory"),

@@ -338,8 +338,6 @@ class Run:
 
 def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
     """Run (or resume, or skip) one configuration; returns the metrics record, or None if skipped."""
-    if int(cfg.train.epochs) < 1:
-        raise ConfigError(f"train.epochs={cfg.train.epochs}: a run needs at least one epoch")
     run = Run(cfg, overrides)
     if not ddp.on_main(run.prepare_dir):  # rank 0 decides and prepares; every rank follows
         run.progress.log(f"already finished: {run.dir / 'metrics.json'} (force=true reruns it)")
