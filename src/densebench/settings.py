@@ -10,6 +10,7 @@ one `ConfigError` line naming the key, the value and what is allowed, e.g.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and v == v  # NaN is no number here
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)  # NaN is no number here
 
 
 def integer(low: int | None = None, optional: bool = False) -> Rule:
@@ -287,7 +288,7 @@ def check_overrides(argv: list[str]) -> None:
         if override.key_or_group.lstrip("+~").startswith("hydra"):
             continue
         if not override.is_sweep_override():
-            first.append(override.input_line)
+            first += [override.input_line] if override.input_line else []
             continue
         multirun = True
         try:

@@ -110,7 +110,13 @@ DEVICE = [
 
 
 def all_cases() -> list[Case]:
-    from tests.reliability import test_data_files, test_faults, test_fingerprint, test_results, test_weights
+    from tests.reliability import (
+        test_data_files,
+        test_faults,
+        test_fingerprint,
+        test_results,
+        test_weights,
+    )
 
     return [*CONFIG, *NAMES, *DEVICE, *test_data_files.CASES, *test_weights.CASES, *test_faults.CASES,
             *test_fingerprint.CASES, *test_results.CASES]

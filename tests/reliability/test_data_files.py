@@ -12,7 +12,14 @@ import pytest
 from PIL import Image
 
 from tests.reliability.cases import Case, line
-from tests.reliability.conftest import MODEL, assert_one_line_error, cli, folder_run, make_folder, save
+from tests.reliability.conftest import (
+    MODEL,
+    assert_one_line_error,
+    cli,
+    folder_run,
+    make_folder,
+    save,
+)
 
 T0 = "train/t0.png"
 

@@ -167,10 +167,8 @@ def test_a_second_run_of_a_cell_being_written_is_one_line(tmp_path, capsys):
 
 def test_a_read_only_output_directory_is_one_line(tmp_path, capsys, monkeypatch):
     """Root ignores file modes, so a read-only file system is what `os` answers for paths under it."""
-    import builtins
-
     root = str(tmp_path / "ro")
-    real_mkdir, real_open, real_os_open = os.mkdir, builtins.open, os.open
+    real_mkdir, real_os_open = os.mkdir, os.open
 
     def refuse(path):
         if os.fspath(path).startswith(root):

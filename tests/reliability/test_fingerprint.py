@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from tests.reliability.cases import Case, line
-from tests.reliability.conftest import assert_one_line_error, cli, folder_run, make_folder, save
+from tests.reliability.conftest import (
+    assert_one_line_error,
+    cli,
+    folder_run,
+    make_folder,
+    save,
+)
 
 CASES = [
     Case("other-root", "data identity", "a finished `dataset=folder` run, then `dataset.root` at other images",

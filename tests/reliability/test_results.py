@@ -62,7 +62,7 @@ def test_a_bad_metrics_json_is_named_and_the_rest_is_reported(case, results_tree
     text = {"truncated-metrics": good[: len(good) // 2], "foreign-metrics": "[1, 2, 3]",
             "schema-version-2": json.dumps({**finished_run[2], "schema_version": 2})}[case]
     bad = _bad_run(results_tree, "seed7", text)
-    code, out, err = cli(capsys, "report", str(results_tree), "--out", str(tmp_path / "rep"), "--format", "md,json",
+    code, _, err = cli(capsys, "report", str(results_tree), "--out", str(tmp_path / "rep"), "--format", "md,json",
                          "--no-plots")
     assert code == 0, err
     document = json.loads((tmp_path / "rep" / "report.json").read_text())
