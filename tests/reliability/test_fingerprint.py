@@ -27,6 +27,8 @@ CASES = [
          line("other data", "force=true"), ("other data", "force=true")),
     Case("moved-root", "data identity", "a finished run, then the same files under another `dataset.root`",
          "exit 0, `already finished`: the finished run is returned"),
+    Case("sweep-other-root", "data identity", "a multirun over a finished cell with another `dataset.root`",
+         "the cell is launched, not skipped as finished, and refuses the other data (its error in the log)"),
     Case("resume-other-data", "data identity", "an unfinished run resumed with `dataset.root` at other images",
          line("unfinished run on other data", "force=true"), ("unfinished run on other data", "force=true")),
 ]
@@ -89,3 +91,12 @@ def test_an_unfinished_run_does_not_resume_on_other_data(folder_runs, tmp_path, 
     metrics.unlink()  # unfinished: checkpoints/last.pt and data.json remain
     code, _, err = cli(capsys, "run", *folder_run(other, outputs))
     assert_one_line_error(code, err, "unfinished run on other data", "force=true")
+
+
+def test_a_sweep_launches_a_finished_cell_whose_root_changed_and_it_refuses_other_data(folder_runs, tmp_path,
+                                                                                         capsys):
+    _, other, out = folder_runs
+    outputs = _output(out, tmp_path)
+    code, stdout, err = cli(capsys, "run", "-m", *folder_run(other, outputs), "seed=0")
+    assert code == 0 and "Launching 1 jobs" in stdout and "Skipping" not in stdout  # not skipped as finished
+    assert "other data" in err and "force=true" in err
