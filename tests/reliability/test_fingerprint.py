@@ -29,6 +29,8 @@ CASES = [
          "exit 0, `already finished`: the finished run is returned"),
     Case("sweep-other-root", "data identity", "a multirun over a finished cell with another `dataset.root`",
          "the cell is launched, not skipped as finished, and refuses the other data (its error in the log)"),
+    Case("duplicate-override", "data identity", "a key given twice (`train.lr=0.1 train.lr=0.2`)",
+         "the run directory is that of its last value, as Hydra applies it and a sweep cell names it"),
     Case("resume-other-data", "data identity", "an unfinished run resumed with `dataset.root` at other images",
          line("unfinished run on other data", "force=true"), ("unfinished run on other data", "force=true")),
 ]
@@ -98,5 +100,16 @@ def test_a_sweep_launches_a_finished_cell_whose_root_changed_and_it_refuses_othe
     _, other, out = folder_runs
     outputs = _output(out, tmp_path)
     code, stdout, err = cli(capsys, "run", "-m", *folder_run(other, outputs), "seed=0")
-    assert code == 0 and "Launching 1 jobs" in stdout and "Skipping" not in stdout  # not skipped as finished
-    assert "other data" in err and "force=true" in err
+    assert code == 0 and "Launching 1 jobs" in stdout and "Skipping" not in stdout, stdout[-3000:]  # not skipped
+    assert "other data" in err and "force=true" in err, [str(p) for p in outputs.rglob("*.json")]
+
+
+def test_a_key_given_twice_names_the_run_directory_by_its_last_value():
+    from omegaconf import OmegaConf
+
+    from densebench.runs.rundir import run_dir
+
+    cfg = OmegaConf.create({"output_dir": "o", "seed": 0, "dataset": {"name": "d"}, "model": {"name": "m"},
+                            "adapter": {"name": "a"}})
+    assert run_dir(cfg, ["train.lr=0.1", "train.lr=0.2"]) == run_dir(cfg, ["train.lr=0.2"])
+    assert run_dir(cfg, ["train.lr=0.2", "train.lr=0.1"]) != run_dir(cfg, ["train.lr=0.2"])

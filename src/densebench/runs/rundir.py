@@ -29,9 +29,11 @@ def _key(override: str) -> str:
 
 
 def semantic_overrides(overrides: list[str]) -> list[str]:
-    """Overrides that change results, normalised and sorted (the digest input)."""
-    keep = [o.lstrip("+") for o in overrides if _key(o) not in IDENTITY_KEYS | RUNTIME_KEYS and not _key(o).startswith("hydra")]
-    return sorted(keep)
+    """Overrides that change results, normalised and sorted (the digest input). A key given twice counts
+    once, with its last value, as Hydra applies it (a sweep cell lists each key once)."""
+    keep = {_key(o): o.lstrip("+") for o in overrides
+            if _key(o) not in IDENTITY_KEYS | RUNTIME_KEYS and not _key(o).startswith("hydra")}
+    return sorted(keep.values())
 
 
 def run_dir(cfg: DictConfig, overrides: list[str]) -> Path:
