@@ -178,7 +178,7 @@ RULES: dict[str, Rule] = {
     "eval.bootstrap.seed": integer(0),
     "eval.gallery.n": integer(0),
     "eval.gallery.seed": integer(0),
-    "eval.gallery.side": integer(16),
+    "eval.gallery.side": integer(1),
     "eval.instance.enabled": FLAG,
     "eval.instance.method": choice(("components", "watershed")),
     "eval.instance.per_class": FLAG,
