@@ -114,3 +114,8 @@ def test_a_missing_best_checkpoint_is_named(run_copy, image, tmp_path):
 def test_only_eval_settings_and_device_can_be_overridden(trained_run, image, tmp_path):
     with pytest.raises(ConfigError, match="train.lr is fixed by the trained run"):
         predict([str(trained_run), "train.lr=1", "--input", str(image), "--out", str(tmp_path / "o")])
+
+
+def test_an_output_that_would_replace_an_input_is_refused_even_with_force(trained_run, image):
+    with pytest.raises(DataError, match=r"a\.png: an output would replace this input"):
+        predict([str(trained_run), "--input", str(image.parent), "--out", str(image.parent), "--force"])

@@ -15,6 +15,7 @@ from densebench.errors import DataError
 from densebench.predict.cli import main as predict
 
 SIZES = [(40, 50), (96, 96), (130, 210)]  # smaller than, equal to, larger than several windows (48 px)
+NAMES = ["img0.png", "img1.jpg", "img2.tif"]  # PNG, JPEG, (striped) TIFF
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def image_folder(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
     for i, (h, w) in enumerate(SIZES):
-        Image.fromarray(render(7, i, (max(h, w), max(h, w))).image[:h, :w]).save(folder / f"img{i}.png")
+        Image.fromarray(render(7, i, (max(h, w), max(h, w))).image[:h, :w]).save(folder / NAMES[i])
     return folder
 
 
@@ -39,7 +40,7 @@ def test_a_folder_of_images_of_several_sizes_gives_a_palette_label_png_per_stem(
 
 def test_probabilities_and_overlay_are_written_on_request(trained_run, image_folder, tmp_path):
     out = tmp_path / "out"
-    predict([str(trained_run), "--input", str(image_folder / "img2.png"), "--out", str(out), "--probabilities",
+    predict([str(trained_run), "--input", str(image_folder / "img2.tif"), "--out", str(out), "--probabilities",
              "--overlay", "--progress", "none"])
     with np.load(out / "img2.probs.npz") as z:
         probs, classes = z["probs"], list(z["classes"])
@@ -56,7 +57,7 @@ def test_areas_csv_counts_every_pixel_of_every_image(trained_run, image_folder, 
     rows = list(csv.DictReader((out / "areas.csv").open()))
     assert len(rows) == 3 * len(SIZES)
     for i, (h, w) in enumerate(SIZES):
-        mine = [r for r in rows if r["input"] == f"img{i}.png"]
+        mine = [r for r in rows if r["input"] == NAMES[i]]
         label = np.asarray(Image.open(out / f"img{i}.png"))
         assert [int(r["pixels"]) for r in mine] == np.bincount(label.ravel(), minlength=3).tolist()
         assert sum(float(r["area_mm2"]) for r in mine) == pytest.approx(h * w * 0.25 / 1e6, rel=1e-3)

@@ -17,7 +17,12 @@ from densebench.config import config_dir
 from densebench.data.io import IMAGE_SUFFIXES, find_files, is_litter, unique_by_stem
 from densebench.errors import ConfigError, DataError
 from densebench.predict.images import ImageOutputs, predict_image
-from densebench.predict.slide import SLIDE_SUFFIXES, SlideOutputs, is_slide, predict_slide
+from densebench.predict.slide import (
+    SLIDE_SUFFIXES,
+    SlideOutputs,
+    is_slide,
+    predict_slide,
+)
 from densebench.predict.trained import load_run
 from densebench.predict.writers import write_areas
 
@@ -74,6 +79,10 @@ def main(argv: list[str]) -> int:
     kinds = {p: ("slide" if is_slide(p) else "image") for p in inputs}
     plans = {p: SlideOutputs.for_input(p, args.out) if kinds[p] == "slide"
              else ImageOutputs.for_input(p, args.out, args.probabilities, args.overlay) for p in inputs}
+    sources = {p.resolve() for p in inputs}
+    clash = next((q for o in plans.values() for q in o.paths() if q.resolve() in sources), None)
+    if clash is not None:
+        raise DataError(f"{clash}: an output would replace this input; choose another --out")
     existing = [q for o in plans.values() for q in o.paths() if q.exists()] + [
         q for q in [args.out / AREAS] if q.exists()]
     if existing and not args.force:

@@ -10,7 +10,12 @@ import torch
 
 from densebench.data.io import read_image
 from densebench.predict.trained import TrainedRun
-from densebench.predict.writers import area_rows, write_label_png, write_overlay, write_probabilities
+from densebench.predict.writers import (
+    area_rows,
+    write_label_png,
+    write_overlay,
+    write_probabilities,
+)
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,7 @@ class ImageOutputs:
     overlay: Path | None
 
     @classmethod
-    def for_input(cls, path: Path, out: Path, probabilities: bool, overlay: bool) -> "ImageOutputs":
+    def for_input(cls, path: Path, out: Path, probabilities: bool, overlay: bool) -> ImageOutputs:
         stem = out / path.stem
         return cls(stem.with_name(f"{path.stem}.png"), stem.with_name(f"{path.stem}.probs.npz") if probabilities else None,
                    stem.with_name(f"{path.stem}.overlay.jpg") if overlay else None)

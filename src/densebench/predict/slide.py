@@ -26,10 +26,15 @@ from omegaconf import OmegaConf
 
 from densebench.engine.inference import window_starts
 from densebench.engine.progress import RunProgress
-from densebench.errors import ConfigError, DataError
+from densebench.errors import ConfigError, DataError, DenseBenchError
 from densebench.files import read_json, write_json
 from densebench.predict.trained import TrainedRun
-from densebench.predict.writers import NOT_TISSUE, area_rows, write_geojson, write_pyramid
+from densebench.predict.writers import (
+    NOT_TISSUE,
+    area_rows,
+    write_geojson,
+    write_pyramid,
+)
 
 SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -45,7 +50,7 @@ def is_slide(path: Path) -> bool:
         try:
             with tifffile.TiffFile(path) as tif:
                 return bool(tif.pages[0].is_tiled)
-        except Exception:
+        except (tifffile.TiffFileError, OSError, ValueError, IndexError):
             return False  # read as an image, whose reader names the problem
     return suffix in SLIDE_SUFFIXES
 
@@ -60,7 +65,7 @@ class SlideOutputs:
     partial: Path
 
     @classmethod
-    def for_input(cls, path: Path, out: Path) -> "SlideOutputs":
+    def for_input(cls, path: Path, out: Path) -> SlideOutputs:
         s = path.stem
         return cls(out / f"{s}.mask.tif", out / f"{s}.geojson", out / f"{s}.slide.json", out / f".{s}.partial")
 
@@ -90,7 +95,10 @@ class Plan:
 
 
 def open_slide(path: Path):
-    import openslide
+    try:
+        import openslide
+    except ImportError:
+        raise DenseBenchError(f"{path}: reading slides needs OpenSlide; pip install 'densebench[wsi]'") from None
 
     try:
         return openslide.OpenSlide(str(path))
@@ -229,7 +237,7 @@ def predict_slide(run: TrainedRun, path: Path, outputs: SlideOutputs, mpp: float
         tissue = TissueMask(slide, path, plan, int(opts.tissue_threshold), int(opts.tissue_dilate))
         store = LabelStore(outputs.partial / "labels.u8", plan.height, plan.width)
         try:
-            seconds, windows = _predict_blocks(run, slide, path, plan, tissue, store, outputs.partial / "done.txt",
+            seconds, windows, total = _predict_blocks(run, slide, path, plan, tissue, store, outputs.partial / "done.txt",
                                                progress)
             counts = store.counts(run.num_classes)
             levels = write_pyramid(outputs.mask, (plan.height, plan.width), store.read_band, run.colours, plan.mpp,
@@ -245,7 +253,7 @@ def predict_slide(run: TrainedRun, path: Path, outputs: SlideOutputs, mpp: float
     rows = area_rows(path.name, counts, run.classes, plan.mpp)
     write_json(outputs.facts, {
         "slide": path.name, "run": str(run.dir), "plan": asdict(plan), "mask_levels": levels,
-        "geojson_level_downsample": step, "tissue_mm2": round(int(counts.sum()) * plan.mpp**2 / 1e6, 6),
+        "geojson_level_downsample": step, "windows": total, "tissue_mm2": round(int(counts.sum()) * plan.mpp**2 / 1e6, 6),
         "areas_mm2": {r["class"]: r["area_mm2"] for r in rows},
     })
     shutil.rmtree(outputs.partial)
@@ -273,8 +281,8 @@ def _windows(h: int, w: int, window: int, overlap: float) -> int:
 
 
 def _predict_blocks(run: TrainedRun, slide, path: Path, plan: Plan, tissue: TissueMask, store: LabelStore,
-                    done_file: Path, progress: str) -> tuple[float, int]:
-    """Every tissue block not finished yet; returns seconds and windows of this call."""
+                    done_file: Path, progress: str) -> tuple[float, int, int]:
+    """Every tissue block not finished yet; returns seconds and windows of this call, and all windows."""
     done = _done(done_file)
     todo = [(i, b) for i, b in enumerate(plan.blocks()) if tissue.any(*b)]
     win, overlap = run.input_size, run.predictor.overlap
@@ -300,4 +308,4 @@ def _predict_blocks(run: TrainedRun, slide, path: Path, plan: Plan, tissue: Tiss
             os.fsync(log.fileno())
             windows += counts[i]
             bar.step(advance=counts[i])
-    return time.perf_counter() - t0, windows
+    return time.perf_counter() - t0, windows, sum(counts.values())

@@ -20,7 +20,13 @@ from torch import Tensor
 from densebench.data.palette import palette
 from densebench.engine import checkpoint
 from densebench.engine.inference import Normalizer, Predictor
-from densebench.engine.setup import PRECISIONS, resolve_device, resolve_input_size, resolve_precision, seed_everything
+from densebench.engine.setup import (
+    PRECISIONS,
+    resolve_device,
+    resolve_input_size,
+    resolve_precision,
+    seed_everything,
+)
 from densebench.errors import ConfigError, DataError
 from densebench.files import read_json
 from densebench.model import Segmenter, build_model
