@@ -104,6 +104,37 @@ def test_class_areas_are_in_square_millimetres(slide_out):
         assert float(row["area_mm2"]) == pytest.approx((labels == cls).sum() * RUN_MPP**2 / 1e6, rel=1e-4)
 
 
+def test_an_interrupted_slide_prediction_redoes_only_unfinished_blocks(trained_run, slide, tmp_path, monkeypatch):
+    """A crash after three blocks (in this process; the SIGKILL test below is the real thing): the rerun
+    predicts only the remaining blocks and writes the same bytes as an uninterrupted run."""
+    from densebench.predict.trained import TrainedRun
+
+    real, calls = TrainedRun.probabilities, []
+
+    def counted(self, image, crash_at=None):
+        if len(calls) == crash_at:
+            raise RuntimeError("simulated crash")
+        calls.append(image.shape)
+        return real(self, image)
+
+    def command(out):
+        return [str(trained_run), "--input", str(slide), "--out", str(out), "--mpp", str(RUN_MPP), "--progress",
+                "none", "--block-windows", "2"]
+
+    monkeypatch.setattr(TrainedRun, "probabilities", lambda self, image: counted(self, image, crash_at=3))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        predict(command(tmp_path / "resumed"))
+    assert len((tmp_path / "resumed" / ".case1.partial" / "done.txt").read_text().split()) == 3
+    monkeypatch.setattr(TrainedRun, "probabilities", lambda self, image: counted(self, image))
+    predict(command(tmp_path / "resumed"))
+    resumed_blocks = len(calls) - 3
+    calls.clear()
+    predict(command(tmp_path / "fresh"))
+    assert resumed_blocks == len(calls) - 3
+    for name in ("case1.mask.tif", "case1.geojson", "case1.slide.json", "areas.csv"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
+
+
 @pytest.mark.slow  # two CLI processes (~1-2 min on 2 shared vCPUs)
 def test_a_killed_slide_prediction_resumes_and_writes_the_same_files(trained_run, slide, slide_out, tmp_path):
     """kill -9 after a few finished blocks; the rerun finishes the rest, byte-identical to the uninterrupted run."""

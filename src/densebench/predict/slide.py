@@ -49,7 +49,7 @@ def is_slide(path: Path) -> bool:
 
         try:
             with tifffile.TiffFile(path) as tif:
-                return bool(tif.pages[0].is_tiled)
+                return bool(tif.pages.first.is_tiled)
         except (tifffile.TiffFileError, OSError, ValueError, IndexError):
             return False  # read as an image, whose reader names the problem
     return suffix in SLIDE_SUFFIXES

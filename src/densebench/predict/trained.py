@@ -7,6 +7,7 @@ Predictor settings), so predicting a test image reproduces the run's own test pr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def apply_overrides(cfg: DictConfig, overrides: list[str], config_file: Path) ->
         OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)
 
 
-def load_run(run_dir: Path, overrides: list[str] = ()) -> TrainedRun:
+def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> TrainedRun:
     """The run's config, classes, palette and best weights; errors name the file that is wrong."""
     run_dir = Path(run_dir)
     config_file, metrics, best = run_dir / "config.yaml", run_dir / "metrics.json", run_dir / "checkpoints" / "best.pt"
@@ -86,6 +87,8 @@ def load_run(run_dir: Path, overrides: list[str] = ()) -> TrainedRun:
     if not best.is_file():
         raise DataError(f"{best}: not found; the run's best checkpoint is missing")
     cfg = OmegaConf.load(config_file)
+    if not isinstance(cfg, DictConfig):
+        raise DataError(f"{config_file}: not a run configuration (a YAML mapping)")
     apply_overrides(cfg, list(overrides), config_file)
     data = read_json(metrics)["data"]
     classes, n = list(data["class_names"]), int(data["num_classes"])
