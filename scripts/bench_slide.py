@@ -77,8 +77,17 @@ def case_slide(run: str, slide: str, mpp: float, out: str) -> dict:
     import io
     import re
 
+    import densebench.predict.slide as slide_module
     from densebench.predict.cli import main
 
+    phases: dict[str, float] = {}
+    write_pyramid = slide_module.write_pyramid
+
+    def timed_pyramid(*a, **k):  # the peak so far is the block phase's; the rest is the outputs'
+        phases["blocks_peak_rss_mb"] = peak_mb()
+        return write_pyramid(*a, **k)
+
+    slide_module.write_pyramid = timed_pyramid
     log = io.StringIO()
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(log):
@@ -87,7 +96,7 @@ def case_slide(run: str, slide: str, mpp: float, out: str) -> dict:
     blocks_s = float(re.search(r"windows in ([\d.]+)s", log.getvalue()).group(1))
     facts = json.loads(next(Path(out).glob("*.slide.json")).read_text())
     return {"total_s": total, "blocks_s": blocks_s, "windows": facts["windows"], "plan": facts["plan"],
-            "peak_rss_mb": peak_mb()}
+            "peak_rss_mb": peak_mb(), **phases}
 
 
 def case_eval(run: str, n_images: int) -> dict:
@@ -163,7 +172,8 @@ def main() -> None:
               f"{plan['level']}): {res['windows']} windows in {res['total_s']:.1f}s end to end = "
               f"{res['windows'] / res['total_s']:.1f} windows/s ({res['windows'] / res['blocks_s']:.1f} windows/s while predicting "
               f"blocks, {res['blocks_s']:.0f}s); peak RSS {res['peak_rss_mb']:.0f} MB "
-              f"({res['peak_rss_mb'] / batch['peak_rss_mb']:.2f}x the batch + model)")
+              f"({res['peak_rss_mb'] / batch['peak_rss_mb']:.2f}x the batch + model; "
+              f"{res['blocks_peak_rss_mb']:.0f} MB until the blocks were done)")
     ev = child("eval", args.run_dir, str(args.eval_images))  # again: a shared machine's load drifts
     print(f"evaluation path, after the slides: {ev['windows'] / ev['seconds']:.1f} windows/s")
 

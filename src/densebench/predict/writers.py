@@ -115,16 +115,25 @@ def _tiles(read_band, lh: int, lw: int, step: int, tile: int) -> Iterator[np.nda
             yield t
 
 
-def class_geometry(labels: np.ndarray, cls: int):
+def class_geometry(labels: np.ndarray, cls: int, band: int = 256):
     """The exact pixel area of one class as a shapely (Multi)Polygon in pixel-edge coordinates.
 
-    Horizontal runs become boxes, runs repeated on consecutive rows are merged into taller boxes
-    first, and the union of the boxes traces the pixel boundaries exactly.
+    Horizontal runs become boxes (runs repeated on consecutive rows merged into taller boxes first);
+    the union of the boxes traces the pixel boundaries exactly. Boxes are united band by band of
+    `band` rows, then the bands: memory is one band's boxes plus the polygons, not all boxes at once.
     """
     import shapely
 
-    m = np.zeros((labels.shape[0], labels.shape[1] + 2), np.int8)
-    m[:, 1:-1] = labels == cls
+    parts = [g for y in range(0, labels.shape[0], band)
+             if (g := _band_geometry(labels[y : y + band] == cls, y)) is not None]
+    return shapely.union_all(parts) if parts else None
+
+
+def _band_geometry(mask: np.ndarray, y_offset: int):
+    import shapely
+
+    m = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
+    m[:, 1:-1] = mask
     d = np.diff(m, axis=1)
     ys, x0 = np.nonzero(d == 1)
     _, x1 = np.nonzero(d == -1)
@@ -134,15 +143,16 @@ def class_geometry(labels: np.ndarray, cls: int):
     ys, x0, x1 = ys[order], x0[order], x1[order]
     starts = np.flatnonzero(np.r_[True, (x0[1:] != x0[:-1]) | (x1[1:] != x1[:-1]) | (ys[1:] != ys[:-1] + 1)])
     bottoms = np.r_[ys[starts[1:] - 1], ys[-1]] + 1
-    boxes = shapely.box(x0[starts], ys[starts], x1[starts], bottoms)
-    return shapely.union_all(boxes)
+    return shapely.union_all(shapely.box(x0[starts], ys[starts] + y_offset, x1[starts], bottoms + y_offset))
 
 
 def write_geojson(path: Path, labels: np.ndarray, classes: list[str], colours: np.ndarray, scale: float) -> int:
     """QuPath-importable FeatureCollection: one annotation (MultiPolygon) per predicted class, coordinates in
-    the slide's level-0 pixels (`scale`: slide pixels per `labels` pixel). Returns the feature count."""
+    the slide's level-0 pixels (`scale`: slide pixels per `labels` pixel). Returns the feature count.
+
+    Geometries are serialised by shapely (GEOS) straight to text: no Python object per vertex."""
+    import shapely
     import shapely.affinity
-    from shapely.geometry import mapping
 
     features = []
     for cls, name in enumerate(classes):
@@ -150,12 +160,9 @@ def write_geojson(path: Path, labels: np.ndarray, classes: list[str], colours: n
         if geom is None:
             continue
         geom = shapely.affinity.scale(geom, scale, scale, origin=(0, 0))
-        features.append({
-            "type": "Feature",
-            "geometry": mapping(geom),
-            "properties": {"objectType": "annotation", "name": name,
-                           "classification": {"name": name, "color": [int(c) for c in colours[cls]]}},
-        })
-    text = json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":"))
-    write_atomic(path, text.encode())
+        properties = {"objectType": "annotation", "name": name,
+                      "classification": {"name": name, "color": [int(c) for c in colours[cls]]}}
+        features.append(f'{{"type":"Feature","geometry":{shapely.to_geojson(geom)},'
+                        f'"properties":{json.dumps(properties, separators=(",", ":"))}}}')
+    write_atomic(path, ('{"type":"FeatureCollection","features":[' + ",".join(features) + "]}").encode())
     return len(features)
