@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("densebench.engine.run", "main", "train and evaluate one run (Hydra overrides; --multirun for grids)"),
     "status": ("densebench.runs.status", "main", "done / running / failed / missing cells of a sweep"),
     "evaluate": ("densebench.engine.evaluate_cli", "main", "score a folder of predicted label PNGs against ground truth"),
+    "predict": ("densebench.predict.cli", "main", "apply a finished run to images and whole-slide images"),
     "bench": ("densebench.bench.cli", "main", "measure train/eval throughput and peak memory"),
     "report": ("densebench.report.cli", "main", "aggregate metrics.json files and published results"),
     "models": ("densebench.backbones.cli", "models_main", "list the backbones with sizes and where weights are"),

@@ -36,15 +36,15 @@ class RunProgress:
         if self._bars is not None:
             self._epoch_task = self._bars.add_task("epochs", total=total, completed=done, info="")
 
-    def start_steps(self, description: str, total: int) -> None:
+    def start_steps(self, description: str, total: int, completed: int = 0) -> None:
         if self._bars is not None:
             if self._step_task is not None:
                 self._bars.remove_task(self._step_task)
-            self._step_task = self._bars.add_task(description, total=total, info="")
+            self._step_task = self._bars.add_task(description, total=total, completed=completed, info="")
 
-    def step(self, info: str = "") -> None:
+    def step(self, info: str = "", advance: int = 1) -> None:
         if self._bars is not None and self._step_task is not None:
-            self._bars.update(self._step_task, advance=1, info=info)
+            self._bars.update(self._step_task, advance=advance, info=info)
 
     def end_epoch(self, line: str) -> None:
         if self._bars is not None:

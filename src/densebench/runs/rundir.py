@@ -16,7 +16,7 @@ from densebench.files import read_json
 # runtime.* speed options change only float summation order, ~1e-6; metrics.json records them).
 IDENTITY_KEYS = {"model", "adapter", "dataset", "seed"}
 RUNTIME_KEYS = {
-    "force", "output_dir", "device", "progress", "dataset.root", "model.weights",
+    "force", "output_dir", "device", "progress", "dataset.root", "dataset.mpp", "model.weights",
     "train.num_workers", "train.worker_start",
     "cache_dir", "eval.window_batch", "eval.gallery.n", "eval.gallery.seed", "eval.gallery.side",
     "runtime.cpu_linear", "runtime.channels_last", "adapter.grad_checkpointing", "adapter.checkpoint_min_tokens",

@@ -1,0 +1,1 @@
+"""`densebench predict`: apply a finished run to new images and whole-slide images."""

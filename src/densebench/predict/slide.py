@@ -1,0 +1,311 @@
+"""Whole-slide prediction: read at the run's µm/px, skip background, stream blocks, resume after a kill.
+
+The slide is cut into blocks of `window + (block_windows-1)·stride` pixels at the working resolution
+(the µm/px the run was trained at). Each block with tissue goes through the run's test path as one
+image (sliding windows, sub-batched, blended), so no window is computed twice and memory is one
+block's probabilities however large the slide. Class ids of finished blocks go into a raw file in
+`<out>/.<stem>.partial/`, and the block's number into `done.txt` after it: a run killed at any point
+resumes from the last finished block. At the end the raw file becomes a pyramidal label TIFF, a
+GeoJSON of class polygons and class areas, and the partial folder is removed; the outputs depend
+only on the raw file, so an interrupted and an uninterrupted run write the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from densebench.engine.inference import window_starts
+from densebench.engine.progress import RunProgress
+from densebench.errors import ConfigError, DataError, DenseBenchError
+from densebench.files import read_json, write_json
+from densebench.predict.trained import TrainedRun
+from densebench.predict.writers import (
+    NOT_TISSUE,
+    area_rows,
+    write_geojson,
+    write_pyramid,
+)
+
+SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
+TIFF_SUFFIXES = (".tif", ".tiff")
+LEVEL_TOLERANCE = 1.01  # a level at most 1% coarser than needed counts as the needed one
+
+
+def is_slide(path: Path) -> bool:
+    """Slide formats by suffix; a TIFF is a slide when it is tiled (pyramidal TIFF, SVS-like), else an image."""
+    suffix = path.suffix.lower()
+    if suffix in TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                return bool(tif.pages.first.is_tiled)
+        except (tifffile.TiffFileError, OSError, ValueError, IndexError):
+            return False  # read as an image, whose reader names the problem
+    return suffix in SLIDE_SUFFIXES
+
+
+@dataclass(frozen=True)
+class SlideOutputs:
+    """`<out>/<stem>.mask.tif`, `<stem>.geojson`, `<stem>.slide.json`; work in progress in `.<stem>.partial/`."""
+
+    mask: Path
+    geojson: Path
+    facts: Path
+    partial: Path
+
+    @classmethod
+    def for_input(cls, path: Path, out: Path) -> SlideOutputs:
+        s = path.stem
+        return cls(out / f"{s}.mask.tif", out / f"{s}.geojson", out / f"{s}.slide.json", out / f".{s}.partial")
+
+    def paths(self) -> list[Path]:
+        return [self.mask, self.geojson, self.facts]
+
+
+@dataclass
+class Plan:
+    """Geometry of one slide's prediction; `scale`: slide level-0 pixels per working pixel."""
+
+    width: int
+    height: int
+    mpp: float
+    slide_mpp: float
+    scale: float
+    level: int
+    level_downsample: float
+    block: int
+    tissue_level: int
+
+    def blocks(self) -> list[tuple[int, int, int, int]]:
+        """(y0, x0, h, w) in raster order."""
+        b = self.block
+        return [(y, x, min(b, self.height - y), min(b, self.width - x))
+                for y in range(0, self.height, b) for x in range(0, self.width, b)]
+
+
+def open_slide(path: Path):
+    try:
+        import openslide
+    except ImportError:
+        raise DenseBenchError(f"{path}: reading slides needs OpenSlide; pip install 'densebench[wsi]'") from None
+
+    try:
+        return openslide.OpenSlide(str(path))
+    except (openslide.OpenSlideError, OSError) as exc:
+        raise DataError(f"{path}: not a slide OpenSlide can read ({type(exc).__name__}: {exc}); "
+                        "give an SVS, pyramidal TIFF or another OpenSlide format") from None
+
+
+def slide_resolution(slide, path: Path, given: float | None) -> float:
+    import openslide
+
+    if given is not None:
+        return float(given)
+    value = slide.properties.get(openslide.PROPERTY_NAME_MPP_X)
+    if value is None:
+        raise DataError(f"{path}: no resolution metadata (µm/px); pass --slide-mpp with its µm per pixel at level 0")
+    return float(value)
+
+
+def make_plan(slide, path: Path, mpp: float, slide_mpp: float, window: int, overlap: float, block_windows: int) -> Plan:
+    """Working grid at `mpp`, the finest level not coarser than it (resampled down), the tissue level."""
+    scale = mpp / slide_mpp
+    w0, h0 = slide.dimensions
+    downsamples = list(slide.level_downsamples)
+    level = max(i for i, d in enumerate(downsamples) if d <= scale * LEVEL_TOLERANCE or i == 0)
+    stride = max(1, int(window * (1 - overlap)))
+    return Plan(width=max(1, round(w0 / scale)), height=max(1, round(h0 / scale)), mpp=mpp, slide_mpp=slide_mpp,
+                scale=scale, level=level, level_downsample=float(downsamples[level]),
+                block=window + max(0, block_windows - 1) * stride, tissue_level=len(downsamples) - 1)
+
+
+def read_rgb(slide, path: Path, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
+    """RGB uint8 of a region; transparent pixels (outside the scanned area) are white."""
+    import openslide
+
+    try:
+        rgba = np.asarray(slide.read_region(location, level, size))
+    except openslide.OpenSlideError as exc:
+        raise DataError(f"{path}: pyramid level {level} cannot be read ({exc}); the file may be damaged") from None
+    rgb = rgba[..., :3].copy()
+    rgb[rgba[..., 3] == 0] = 255
+    return rgb
+
+
+class TissueMask:
+    """Tissue on the slide's coarsest level: colour saturation (max-min of RGB) above a threshold."""
+
+    def __init__(self, slide, path: Path, plan: Plan, threshold: int, dilate: int) -> None:
+        level = plan.tissue_level
+        rgb = read_rgb(slide, path, (0, 0), level, slide.level_dimensions[level])
+        sat = rgb.max(-1).astype(np.int16) - rgb.min(-1)
+        mask = (sat > threshold).astype(np.uint8) if threshold > 0 else np.ones(sat.shape, np.uint8)
+        if dilate > 0:
+            mask = cv2.dilate(mask, np.ones((2 * dilate + 1, 2 * dilate + 1), np.uint8))
+        self.mask = mask.astype(bool)
+        self.factor = plan.scale / float(slide.level_downsamples[level])  # mask pixels per working pixel
+
+    def _index(self, start: int, length: int, limit: int) -> np.ndarray:
+        return np.minimum(((np.arange(start, start + length) + 0.5) * self.factor).astype(np.int64), limit - 1)
+
+    def block(self, y0: int, x0: int, h: int, w: int) -> np.ndarray:
+        iy, ix = self._index(y0, h, self.mask.shape[0]), self._index(x0, w, self.mask.shape[1])
+        return self.mask[iy][:, ix]
+
+    def any(self, y0: int, x0: int, h: int, w: int) -> bool:
+        iy = np.unique(self._index(y0, h, self.mask.shape[0]))
+        ix = np.unique(self._index(x0, w, self.mask.shape[1]))
+        return bool(self.mask[np.ix_(iy, ix)].any())
+
+
+class LabelStore:
+    """Class ids of the working grid in a raw uint8 file (row-major), written and read by row ranges."""
+
+    def __init__(self, path: Path, height: int, width: int) -> None:
+        self.height, self.width = height, width
+        if not path.is_file():
+            tmp = path.with_suffix(".tmp")
+            with tmp.open("wb") as f:
+                row = bytes([NOT_TISSUE]) * width
+                for _ in range(height):
+                    f.write(row)
+            os.replace(tmp, path)
+        self.fd = os.open(path, os.O_RDWR)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def write_block(self, y0: int, x0: int, labels: np.ndarray) -> None:
+        for r, row in enumerate(labels):
+            os.pwrite(self.fd, row.tobytes(), (y0 + r) * self.width + x0)
+        os.fsync(self.fd)
+
+    def read_band(self, y0: int, y1: int, step: int = 1) -> np.ndarray:
+        """Rows y0, y0+step, ... < y1, every `step`-th column."""
+        if step == 1:
+            data = os.pread(self.fd, (y1 - y0) * self.width, y0 * self.width)
+            return np.frombuffer(data, np.uint8).reshape(y1 - y0, self.width)
+        rows = [np.frombuffer(os.pread(self.fd, self.width, y * self.width), np.uint8)[::step]
+                for y in range(y0, y1, step)]
+        return np.stack(rows) if rows else np.zeros((0, math.ceil(self.width / step)), np.uint8)
+
+    def counts(self, n: int) -> np.ndarray:
+        total = np.zeros(256, np.int64)
+        band = max(1, 2**22 // self.width)
+        for y in range(0, self.height, band):
+            total += np.bincount(self.read_band(y, min(self.height, y + band)).reshape(-1), minlength=256)
+        return total[:n]
+
+
+def _done(path: Path) -> set[int]:
+    """Finished block numbers; a line cut short by a kill (no newline yet) does not count."""
+    if not path.is_file():
+        return set()
+    text = path.read_text()
+    lines = text.split("\n")[:-1]  # the part after the last newline is unfinished
+    return {int(line) for line in lines if line.strip().isdigit()}
+
+
+def predict_slide(run: TrainedRun, path: Path, outputs: SlideOutputs, mpp: float, slide_mpp: float | None,
+                  opts, progress: str) -> list[dict]:
+    """Predict one slide (resuming a partial run); writes its outputs and returns its class-area rows."""
+    if run.predictor.mode != "slide":
+        raise ConfigError(f"eval.mode={run.predictor.mode} squashes a whole image into one window; "
+                          "predict slides with eval.mode=slide")
+    slide = open_slide(path)
+    try:
+        plan = make_plan(slide, path, mpp, slide_resolution(slide, path, slide_mpp), run.input_size,
+                         run.predictor.overlap, int(opts.block_windows))
+        manifest = {
+            "slide": str(path.resolve()), "slide_bytes": path.stat().st_size, "slide_mtime_ns": path.stat().st_mtime_ns,
+            "run": str(run.dir.resolve()), "checkpoint_mtime_ns": (run.dir / "checkpoints" / "best.pt").stat().st_mtime_ns,
+            "eval": OmegaConf.to_container(run.cfg.eval, resolve=True), "plan": asdict(plan),
+            "tissue_threshold": int(opts.tissue_threshold), "tissue_dilate": int(opts.tissue_dilate),
+        }
+        _prepare_partial(outputs.partial, manifest)
+        tissue = TissueMask(slide, path, plan, int(opts.tissue_threshold), int(opts.tissue_dilate))
+        store = LabelStore(outputs.partial / "labels.u8", plan.height, plan.width)
+        try:
+            seconds, windows, total = _predict_blocks(run, slide, path, plan, tissue, store, outputs.partial / "done.txt",
+                                               progress)
+            counts = store.counts(run.num_classes)
+            levels = write_pyramid(outputs.mask, (plan.height, plan.width), store.read_band, run.colours, plan.mpp,
+                                   int(opts.tile))
+            step = next((s for s in levels if max(math.ceil(plan.height / s), math.ceil(plan.width / s))
+                         <= int(opts.geojson_max_side)), levels[-1])
+            write_geojson(outputs.geojson, store.read_band(0, plan.height, step), run.classes, run.colours,
+                          step * plan.scale)
+        finally:
+            store.close()
+    finally:
+        slide.close()
+    rows = area_rows(path.name, counts, run.classes, plan.mpp)
+    write_json(outputs.facts, {
+        "slide": path.name, "run": str(run.dir), "plan": asdict(plan), "mask_levels": levels,
+        "geojson_level_downsample": step, "windows": total, "tissue_mm2": round(int(counts.sum()) * plan.mpp**2 / 1e6, 6),
+        "areas_mm2": {r["class"]: r["area_mm2"] for r in rows},
+    })
+    shutil.rmtree(outputs.partial)
+    if windows:
+        RunProgress(progress).log(f"{path.name}: {windows} windows in {seconds:.1f}s ({windows / seconds:.1f} windows/s)")
+    return rows
+
+
+def _prepare_partial(partial: Path, manifest: dict) -> None:
+    """A partial folder of the same slide, run and settings is resumed; one of others is an error."""
+    saved = partial / "manifest.json"
+    if saved.is_file():
+        previous = read_json(saved)
+        if previous != manifest:
+            diff = next(k for k in manifest if previous.get(k) != manifest[k])
+            raise DataError(f"{partial}: an unfinished prediction with other settings ({diff} differs); "
+                            "delete the folder or add --force to start over")
+        return
+    partial.mkdir(parents=True, exist_ok=True)
+    write_json(saved, manifest)
+
+
+def _windows(h: int, w: int, window: int, overlap: float) -> int:
+    return len(window_starts(max(h, window), window, overlap)) * len(window_starts(max(w, window), window, overlap))
+
+
+def _predict_blocks(run: TrainedRun, slide, path: Path, plan: Plan, tissue: TissueMask, store: LabelStore,
+                    done_file: Path, progress: str) -> tuple[float, int, int]:
+    """Every tissue block not finished yet; returns seconds and windows of this call, and all windows."""
+    done = _done(done_file)
+    todo = [(i, b) for i, b in enumerate(plan.blocks()) if tissue.any(*b)]
+    win, overlap = run.input_size, run.predictor.overlap
+    counts = {i: _windows(b[2], b[3], win, overlap) for i, b in todo}
+    finished = sum(counts[i] for i, _ in todo if i in done)
+    ls = plan.scale / plan.level_downsample  # level pixels per working pixel
+    bar = RunProgress(progress)
+    windows, t0 = 0, time.perf_counter()
+    with bar, done_file.open("a") as log:
+        bar.start_steps(f"{path.name} windows", sum(counts.values()), completed=finished)
+        for i, (y0, x0, h, w) in todo:
+            if i in done:
+                continue
+            size = (max(1, math.ceil(w * ls)), max(1, math.ceil(h * ls)))
+            rgb = read_rgb(slide, path, (round(x0 * plan.scale), round(y0 * plan.scale)), plan.level, size)
+            if size != (w, h):
+                rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if ls > 1 else cv2.INTER_LINEAR)
+            labels = run.probabilities(rgb).argmax(0).to(torch.uint8).cpu().numpy()
+            labels[~tissue.block(y0, x0, h, w)] = NOT_TISSUE
+            store.write_block(y0, x0, labels)
+            log.write(f"{i}\n")
+            log.flush()
+            os.fsync(log.fileno())
+            windows += counts[i]
+            bar.step(advance=counts[i])
+    return time.perf_counter() - t0, windows, sum(counts.values())
