@@ -15,6 +15,7 @@ METRICS = ("mIoU", "Pixel_Accuracy", "Mean_Accuracy", "Frequency_Weighted_IoU", 
            "Mean_Recall", "Mean_F1")
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 PUBLISHED = SHARED / "published" / "pfm-densebench"
+BOOT_SHIFT = 0.0006  # bootstrap mean = point estimate - BOOT_SHIFT in fixture runs
 
 
 def run_path(root: Path, dataset: str, model: str, adapter: str, seed: int, overrides: Sequence[str] = ()) -> Path:
@@ -29,8 +30,10 @@ def metrics_document(dataset: str, model: str, adapter: str, seed: int, dice: fl
                      overrides: Sequence[str] = (), ci: float = 0.02, input_size: int = 224, rank: int | None = None,
                      params: int | None = 1_000_000, classes: Sequence[str] = ("background", "gland"),
                      class_dice: Sequence[float] | None = None, instance: dict[str, Any] | None = None,
-                     display_name: str | None = None, published_key: str | None = None) -> dict[str, Any]:
-    """A complete metrics.json (schema version 1) whose Mean_Dice bootstrap mean is `dice`."""
+                     display_name: str | None = None, published_key: str | None = None,
+                     settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A complete metrics.json (schema version 1) whose Mean_Dice point estimate is `dice` (its bootstrap mean
+    is 0.0006 lower, as a bootstrap mean differs from the point estimate)."""
     values = {m: dice - 0.01 * i for i, m in enumerate(METRICS)}
     values["Mean_Dice"] = dice
     class_dice = list(class_dice) if class_dice is not None else [dice] * len(classes)
@@ -39,23 +42,30 @@ def metrics_document(dataset: str, model: str, adapter: str, seed: int, dice: fl
         adapter_cfg["rank"] = rank
     test: dict[str, Any] = {
         "n_images": 4, "eval_mode": "slide",
-        "metrics": {m: v + 0.001 for m, v in values.items()},
+        "metrics": dict(values),
         "bootstrap": {"n_resamples": 1000, "ci": 0.95, "seed": 0,
-                      "metrics": {m: {"mean": v, "std": ci / 2, "ci_lower": v - ci, "ci_upper": v + ci} for m, v in values.items()}},
+                      "metrics": {m: {"mean": v - BOOT_SHIFT, "std": ci / 2, "ci_lower": v - ci, "ci_upper": v + ci} for m, v in values.items()}},
         "per_class": {c: {"IoU": d * 0.8, "Dice": d, "Precision": d, "Recall": d, "F1": d, "gt_pixels": 100, "pred_pixels": 90}
                       for c, d in zip(classes, class_dice)},
     }
     if instance is not None:
         test["instance"] = instance
+    config: dict[str, Any] = {"seed": seed, "input_size": input_size, "model": {"name": model, "display_name": display_name,
+                                                                              "published_key": published_key},
+                              "adapter": adapter_cfg, "dataset": {"name": dataset, "classes": list(classes)}}
+    for dotted, value in (settings or {}).items():  # the resolved config as the engine records it
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     return {
         "schema_version": 1, "status": "complete",
         "run": {"dataset": dataset, "model": model, "adapter": adapter, "seed": seed, "run_dir": str(run_dir),
                 "overrides": [f"model={model}", f"adapter={adapter}", f"dataset={dataset}", f"seed={seed}", *overrides],
                 "started": "2026-01-01T00:00:00", "finished": "2026-01-01T00:10:00"},
         "code": {"version": "0.1.0", "git_commit": None},
-        "config": {"seed": seed, "input_size": input_size, "model": {"name": model, "display_name": display_name,
-                                                                       "published_key": published_key},
-                   "adapter": adapter_cfg, "dataset": {"name": dataset, "classes": list(classes)}},
+        "config": config,
         "data": {"num_classes": len(classes), "class_names": list(classes), "ignore_index": 255, "split": "official",
                  "sizes": {"train": 8, "val": 2, "test": 4}, "fingerprint": "0123456789abcdef"},
         "model": {"name": model, "display_name": display_name, "published_key": published_key, "pretrained": False,
