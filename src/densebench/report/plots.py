@@ -220,7 +220,9 @@ def _scaling_axes(fig: plt.Figure, ax: plt.Axes, names: plt.Axes, result: dict[s
                   catalog: Catalog, unit: str) -> None:
     """Points per strategy (its colour) and over all strategies (black ×); model names in a column to
     the right, ordered by value and joined to their points by thin lines (so names never overlap)."""
-    for name, points in result["points"].items():
+    ordered = [*catalog.strategy_order(n for n in result["points"] if n != "all"), "all"]
+    for name in (n for n in ordered if n in result["points"]):
+        points = result["points"][name]
         x, y = zip(*points.values())
         if name == "all":
             r = result["overall"]
