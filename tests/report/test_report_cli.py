@@ -120,13 +120,23 @@ def test_latex_tables_use_booktabs_and_escape_names(out: Path) -> None:
     assert r"Mean\_Dice" in text
 
 
-def test_html_is_one_self_contained_file(out: Path) -> None:
+def test_html_links_figures_written_beside_it(out: Path) -> None:
     html = (out / "report.html").read_text()
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|[\w./-]+\.(png|svg|css|js)\b)""", html)
-    assert html.count("data:image/png;base64,") == len(list((out / "plots").glob("*.png")))
+    linked = set(re.findall(r'src="(plots/[\w.-]+\.png)"', html))
+    assert linked == {f"plots/{p.name}" for p in (out / "plots").glob("*.png")}
+    assert all((out / link).is_file() for link in re.findall(r'(?:src|href)="((?:plots|gallery)/[^"]+)"', html))
+    assert "data:image/png;base64," not in html and not re.search(r'(src|href)="(https?:|//)', html)
     assert 'class="sortable"' in html and 'class="filter"' in html
     assert html.count('<details class="run"') == 29  # one drill-down per finished run
     assert html.count("<summary>Resolved config</summary>") == 29 and "<h4>Per class</h4>" in html
+
+
+def test_self_contained_html_is_one_file(out: Path, tmp_path: Path) -> None:
+    one = tmp_path / "one"
+    assert main([str(out.parent / "outputs"), "--out", str(one), "--format", "html", "--self-contained"]) == 0
+    html = (one / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|[\w./-]+\.(png|jpe?g|svg|css|js)\b)""", html)
+    assert html.count("data:image/png;base64,") == len(list((one / "plots").glob("*.png")))
 
 
 def test_unknown_format_is_a_clear_error(sweep: Path, tmp_path: Path) -> None:
