@@ -146,3 +146,50 @@ def make_sweep(write_run: Callable[..., Path], write_failed: Callable[..., Path]
 @pytest.fixture
 def sweep(tmp_path: Path, make_sweep: Callable[[Path], Path]) -> Path:
     return make_sweep(tmp_path / "outputs")
+
+
+LONG_NAMES = {"uni": "UNI (Mahmood Lab, ViT-L/16, 303M parameters)", "virchow2": "Virchow 2 (Paige, ViT-H/14, 632M)",
+              "gigapath": "Prov-GigaPath (Microsoft, ViT-g/14, 1.1B)", "phikon_v2": "Phikon-v2 (Owkin, ViT-L/16)"}
+
+
+def _gallery(run_dir: Path, rng: np.random.Generator, n_images: int = 4, side: int = 256) -> None:
+    """A gallery/ folder as runs write it: index.json and JPEG panels (textured, so they compress like photos)."""
+    from PIL import Image
+
+    folder = run_dir / "gallery"
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    base = np.kron(rng.integers(0, 255, (side // 8, side // 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    for i in range(n_images):
+        files = {}
+        for panel in ("image", "truth", "pred"):
+            files[panel] = f"{i:02d}_img{i}.{panel}.jpg"
+            noise = rng.integers(0, 40, base.shape, dtype=np.uint8)
+            Image.fromarray(base // 2 + noise).save(folder / files[panel], quality=90)
+        entries.append({"key": f"img{i}", "file": f"{i:02d}_img{i}.jpg", "panels": files, "Mean_Dice": 0.7})
+    (folder / "index.json").write_text(json.dumps({"classes": ["background", "gland"], "colors": [[0, 0, 0], [255, 128, 0]],
+                                                   "ignore_index": 255, "seed": 0, "images": entries}))
+
+
+@pytest.fixture(scope="session")
+def seventy_runs(tmp_path_factory: pytest.TempPathFactory, write_run: Callable[..., Path]) -> Path:
+    """A 70-run sweep as the issue's new user ran it: 4 backbones (long display names) × 4 strategies × 2 seeds
+    on 2 datasets (64 runs) plus a LoRA-rank sweep (6 runs), every run with a 4-image prediction gallery."""
+    root = tmp_path_factory.mktemp("seventy") / "outputs"
+    rng = np.random.default_rng(0)
+    params = {"uni": 303_350_784, "virchow2": 631_229_184, "gigapath": 1_134_953_984, "phikon_v2": 303_350_784}
+    for i, model in enumerate(LONG_NAMES):
+        for d, dataset in enumerate(("glas", "crag")):
+            for s, adapter in enumerate(("frozen", "lora", "cnn", "full")):
+                for seed in (0, 1):
+                    dice = 0.6 + 0.05 * i + 0.02 * s - 0.03 * d + 0.005 * seed
+                    run_dir = write_run(root, dataset, model, adapter, seed, dice, params=params[model],
+                                        display_name=LONG_NAMES[model], rank=16 if adapter == "lora" else None)
+                    _gallery(run_dir, rng)
+    for rank in (4, 8, 32):
+        for dataset in ("glas", "crag"):
+            run_dir = write_run(root, dataset, "uni", "lora", 0, 0.7 + rank / 1000, params=params["uni"], rank=rank,
+                                overrides=[f"adapter.rank={rank}"], settings={"adapter.rank": rank},
+                                display_name=LONG_NAMES["uni"])
+            _gallery(run_dir, rng)
+    return root

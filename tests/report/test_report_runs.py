@@ -136,8 +136,10 @@ def test_per_class_table_uses_the_metric_s_per_class_score(tmp_path: Path, write
     write_run(root, "glas", "a", "frozen", 0, 0.8, class_dice=[0.9, 0.7])
     write_run(root, "glas", "b", "frozen", 0, 0.7, class_dice=[0.95, 0.45])
     table = next(t for t in _report(root, tmp_path).tables if t.name == "per_class_glas")
-    assert table.frame["Class"].tolist() == ["background", "gland"]
-    assert table.sort.iloc[:, 1:].values.ravel().tolist() == pytest.approx([0.9, 0.95, 0.7, 0.45])
+    # a row per model · strategy, a column per class (long, never wide); bold = best per class
+    assert table.frame.columns.tolist() == ["Model · strategy", "background", "gland"]
+    assert table.frame["Model · strategy"].tolist() == ["a · frozen", "b · frozen"]
+    assert table.sort.iloc[:, 1:].values.ravel().tolist() == pytest.approx([0.9, 0.7, 0.95, 0.45])
     assert table.best.iloc[:, 1:].values.tolist() == [[False, True], [True, False]]
 
 

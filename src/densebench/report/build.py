@@ -363,9 +363,12 @@ class _Builder:
             matrix: dict[str, dict[str, float]] = {}
             for name, column, value in zip(agg["class"], agg["column"], agg["value"]):
                 matrix.setdefault(name, {})[column] = value
+            by_run = {c: {k: matrix[k][c] for k in classes if c in matrix.get(k, {})} for c in columns}
+            # a row per model · strategy and a column per class: many runs make a long table, never a wide one
             self.tables.append(matrix_table(
                 f"per_class_{dataset}", f"{self._d('dataset', dataset)}: per-class {measure}", "Per class",
-                matrix, classes, columns, {}, {}, "Class", note="Mean over seeds; bold: best per class."))
+                by_run, columns, classes, {}, {}, "Model · strategy", best="column",
+                note="Mean over seeds; bold: best per class."))
             doc[dataset] = {"measure": measure, "values": matrix}
         self.doc["per_class"] = doc
 

@@ -110,9 +110,9 @@ def main(argv: list[str]) -> int:
     if "html" in formats:
         written.append(html.write_html(report, out, catalog, self_contained=args.self_contained))
     console = Console(soft_wrap=True)
-    counts = report.document.get("counts", {})
-    summary = " and ".join(f"{c['results']} {s} results" if s == "published" else f"{c['results']} runs"
-                           for s, c in counts.items())
+    values = results.values
+    summary = " and ".join(f"{values.loc[values['source'] == s, 'run'].nunique()} {s} results" if s == "published"
+                           else f"{values.loc[values['source'] == s, 'run'].nunique()} runs" for s in results.sources())
     console.print(f"report of {summary or 'no results'}: {len(report.tables)} tables, {len(report.plots)} plots "
                   f"in {time.perf_counter() - start:.1f} s", highlight=False)
     for note in report.notes:

@@ -194,7 +194,7 @@ def scaling(cells: pd.DataFrame, strategies: list[str], flops: dict[str, float] 
     model is averaged over the same cells. Models without a count are listed in `skipped_no_params`.
     With `flops` (forward FLOPs per model), the same means are also correlated with FLOPs (`flops`).
     """
-    base = cells[cells["variant"] == ""].dropna(subset=["value"])
+    base = cells.dropna(subset=["value"])  # every model entry (a variant such as random init has its own count)
     params = base.groupby("entry")["params"].first()
     base = base[base["entry"].isin(params.dropna().index)]
     series = {s: _common_mean(base[base["strategy"] == s], ["dataset"]) for s in strategies}
