@@ -4,9 +4,9 @@ plain `pip install -e .` (a base dependency), submitit_* after `pip install -e "
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 # launcher config name -> the distribution that provides its Hydra plugin

@@ -32,8 +32,7 @@ _IGNORED_PREFIXES = ("hydra", "output_dir", "cache_dir", "seed", "experiment")
 
 
 def _ignored(key: str) -> bool:
-    return (key in IDENTITY_KEYS or key.endswith(".name") or key.endswith(".display_name")
-            or key.endswith(".published_key")
+    return (key in IDENTITY_KEYS or key.endswith((".name", ".display_name", ".published_key"))
             or any(key == k or key.startswith(k + ".") for k in (*RUNTIME_KEYS, *_IGNORED_PREFIXES)))
 
 
@@ -147,7 +146,7 @@ def identify(doc: dict[str, Any], defaults: Defaults) -> Identity:
             key = key.lstrip("~")
             if not _ignored(key):
                 found[key] = _freeze(parse_value(text))
-    out = {k: set() for k in KINDS}
+    out: dict[str, set[tuple[str, Any]]] = {k: set() for k in KINDS}
     for key, value in found.items():
         out[kind_of(key)].add((key, value))
     return Identity({k: frozenset(v) for k, v in out.items()})

@@ -26,14 +26,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import ConnectionPatch, Patch  # noqa: E402
-from matplotlib.text import Text  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
+from matplotlib.lines import Line2D
+from matplotlib.patches import ConnectionPatch, Patch
+from matplotlib.text import Text
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 from scipy import stats  # noqa: E402
 
 from densebench.report.names import Catalog  # noqa: E402
-from densebench.report.tables import fmt_count  # noqa: E402
+from densebench.report.tables import fmt_count
 
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "svg.fonttype": "none", "figure.dpi": 100})
 
@@ -53,7 +53,8 @@ class Plot:
 
 def _drawn_tick_labels(fig: plt.Figure) -> tuple[list[Text], set[int]]:
     """Tick labels matplotlib draws (ticks inside the view), and the ids of all tick-label texts."""
-    drawn, every = [], set()
+    drawn: list[Text] = []
+    every: set[int] = set()
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             lo, hi = sorted(axis.get_view_interval())
@@ -72,7 +73,7 @@ def layout_problems(fig: plt.Figure, tight: bool = True, tolerance: float = 1.0)
     save) or outside its clip box: one line per problem. Uses matplotlib's rendered text extents
     (axis-aligned boxes; figures here rotate text by 0 or 90 degrees only)."""
     fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     ticks, tick_ids = _drawn_tick_labels(fig)
     texts = [t for t in fig.findobj(Text) if id(t) not in tick_ids and t.get_visible() and t.get_text().strip()
              and (t.axes is None or t.axes.get_visible())]
@@ -153,7 +154,7 @@ def strategy_boxplots(cells: pd.DataFrame, datasets: list[str], strategies: list
         ax.set_title(_wrap(catalog.display("dataset", dataset), 30), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel(metric)
-    handles = [Patch(facecolor=c, edgecolor="black") for c in colours]
+    handles: list[Any] = [Patch(facecolor=c, edgecolor="black") for c in colours]
     labels = [catalog.display("strategy", s) for s in strategies]
     handles += [Line2D([], [], color="black"), Line2D([], [], marker="^", ls="", markerfacecolor="white", color="black"),
                 Line2D([], [], marker="o", ls="", markerfacecolor="none", color="black", markersize=3)]
@@ -237,7 +238,7 @@ def _scaling_axes(fig: plt.Figure, ax: plt.Axes, names: plt.Axes, result: dict[s
     if xs:
         ax.set_xlim(min(xs) / 1.4, max(xs) * 1.4)
     ax.grid(alpha=0.3)
-    named = result["points"].get("all") or next(iter(result["points"].values()), {})
+    named: dict[str, list[float]] = result["points"].get("all") or next(iter(result["points"].values()), {})
     order = sorted(named, key=lambda e: named[e][1])
     names.set_axis_off()
     names.set_ylim(0, 1)
@@ -245,7 +246,7 @@ def _scaling_axes(fig: plt.Figure, ax: plt.Axes, names: plt.Axes, result: dict[s
     for i, entry in enumerate(order):
         y_text = (i + 0.5) / len(order)
         names.text(0.12, y_text, labels.get(entry, entry), va="center", ha="left", fontsize=7)
-        fig.add_artist(ConnectionPatch(xyA=tuple(named[entry]), coordsA=ax.transData, xyB=(0.1, y_text),
+        fig.add_artist(ConnectionPatch(xyA=(named[entry][0], named[entry][1]), coordsA=ax.transData, xyB=(0.1, y_text),
                                        coordsB=names.transAxes, color="grey", lw=0.5, alpha=0.7))
 
 
@@ -294,14 +295,15 @@ def _sweep_plot(cells: pd.DataFrame, x: str, others: list[str], catalog: Catalog
     if not groups:
         raise NotDrawn(f"no runs differ in {xlabel} alone (same dataset, model, strategy, protocol and other settings)")
     datasets = sorted({k[0] for k, _ in groups})
+    varying = {o for o in others if have[o].nunique(dropna=False) > 1}  # other axes worth naming in labels
     fig, axes = _grid(len(datasets), f"{metric} vs {xlabel}", ncols=3, size=(4.0, 3.0))
     legend: dict[str, Any] = {}
-    series_colours = plt.get_cmap("tab10").colors
+    series_colours = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
 
     def series_label(key: tuple[Any, ...]) -> str:
         model = catalog.display("model", key[1]) + (f" [{key[2]}]" if key[2] else "")
-        extra = [str(v) for v in (key[4], *key[5:]) if isinstance(v, str) and v]
-        extra += [f"{o}={v:g}" for o, v in zip(others, key[5:]) if isinstance(v, float) and v == v]
+        extra = [key[4]] if key[4] else []  # the protocol, where it is not the shared one
+        extra += [f"{o}={v:g}" for o, v in zip(others, key[5:]) if o in varying and isinstance(v, float) and not math.isnan(v)]
         return " · ".join([model, catalog.display("strategy", key[3]), *extra])
 
     for ax, dataset in zip(axes, datasets):

@@ -39,7 +39,7 @@ def fmt(value: float, digits: int = 4) -> str:
 
 def fmt_count(value: float) -> str:
     """A parameter count in readable units: 86.6M, 1.13B (— when unknown)."""
-    if value is None or value != value:
+    if value is None or math.isnan(value):
         return MISSING
     for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= scale:
