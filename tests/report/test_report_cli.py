@@ -127,6 +127,7 @@ def test_html_links_figures_written_beside_it(out: Path) -> None:
     assert all((out / link).is_file() for link in re.findall(r'(?:src|href)="((?:plots|gallery)/[^"]+)"', html))
     assert "data:image/png;base64," not in html and not re.search(r'(src|href)="(https?:|//)', html)
     assert 'class="sortable"' in html and 'class="filter"' in html
+    assert "<summary>GlaS (Warwick-QU) · a · Frozen · seed 0 — " in html  # drill-downs titled with display names
     assert html.count('<details class="run"') == 29  # one drill-down per finished run
     assert html.count("<summary>Resolved config</summary>") == 29 and "<h4>Per class</h4>" in html
 

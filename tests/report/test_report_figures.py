@@ -121,3 +121,42 @@ def test_parameter_and_flops_ticks_read_in_units(tmp_path: Path, catalog: Catalo
     plt.close(fig)
     assert params and all(t.endswith(("M", "B")) for t in params)
     assert flop_ticks and all(t.endswith("G") for t in flop_ticks)
+
+
+def _captured(monkeypatch: pytest.MonkeyPatch) -> list[plt.Figure]:
+    figures: list[plt.Figure] = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, tight=True: figures.append(fig) or path)
+    return figures
+
+
+def test_a_line_joins_only_runs_that_differ_in_the_plotted_axis(monkeypatch: pytest.MonkeyPatch, catalog: Catalog) -> None:
+    figures = _captured(monkeypatch)
+    base = {"source": "runs", "dataset": "glas", "model": "uni", "variant": "", "strategy": "lora", "axes": "",
+            "std": np.nan, "n": 1, "input_size": 224.0, "metric": "Mean_Dice"}
+    rows = [{**base, "adapter_rank": 4.0, "value": 0.80, "protocol": "train.epochs=3"},
+            {**base, "adapter_rank": 8.0, "value": 0.82, "protocol": "train.epochs=3"},
+            {**base, "adapter_rank": 16.0, "value": 0.38, "protocol": "train.epochs=2"},  # the dip
+            {**base, "adapter_rank": 8.0, "value": 0.36, "protocol": "train.epochs=2"},
+            {**base, "adapter_rank": np.nan, "strategy": "full", "value": 0.85, "protocol": "train.epochs=3"}]
+    plots.rank_ablation(pd.DataFrame(rows), catalog, "Mean_Dice", Path("unused"))
+    (fig,) = figures
+    ax = fig.axes[0]
+    series = sorted(tuple(line.get_xdata()) for line in ax.get_lines() if len(line.get_xdata()) > 1
+                    and line.get_linestyle() == "-")
+    assert series == [(4.0, 8.0), (8.0, 16.0)]  # one line per protocol, never 4 → 8 → 16 across them
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "UNI · LoRA · train.epochs=3" in labels and "UNI · LoRA · train.epochs=2" in labels
+    assert "UNI · Full fine-tuning (no adapter rank)" in labels  # the reference line is in the legend
+    plt.close(fig)
+
+
+def test_cd_diagrams_state_n_and_the_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_sweep) -> None:
+    from densebench.report.build import Options, build_report
+    from densebench.report.load import load_runs
+
+    titles: list[str] = []
+    monkeypatch.setattr(plots, "cd_diagram", lambda ranks, cd, cliques, title, path: titles.append(title) or path)
+    catalog = Catalog()
+    root = make_sweep(tmp_path / "outputs")
+    build_report(load_runs([root], catalog), catalog, Options(), tmp_path / "r")
+    assert any(t.startswith("models: 3 models ranked over N = 2 blocks (dataset × strategy cells)") for t in titles)

@@ -204,7 +204,7 @@ class _Builder:
         self.tables.append(ranks_table(
             f"model_ranks_{v.key}", f"Average rank over (dataset, strategy) cells ({v.title})", section, v.ranks,
             note=f"Within each cell models are ranked by {self.metric} (1 = best, ties share the average rank); "
-                 "category columns average the ranks of that category's cells."))
+                 "category columns average the ranks of that category's cells. " + _value_note(v.source)))
         self.tables.append(sota_table(
             f"dataset_sota_{v.key}", f"Best cell per dataset ({v.title})", section, sota,
             analysis.best_per_strategy(v.cells), v.strategies, v.datasets, self.catalog))
