@@ -70,8 +70,8 @@ def check_keys(argv: list[str]) -> None:
     from omegaconf import OmegaConf
 
     keyed = [(a.split("=", 1)[0], a.split("=", 1)[1]) for a in argv if "=" in a and not a.startswith("-")]
-    checks = [(k, v) for k, v in keyed if not k.startswith(("~", "++", "hydra")) and "/" not in k
-              and k.lstrip("+") not in GROUPS]
+    checks = [(k, v) for k, v in keyed if not k.startswith(("~", "++")) and not k.lstrip("+").startswith("hydra")
+              and "/" not in k and k.lstrip("+") not in GROUPS]
     if not checks:
         return
     groups = [f"{k}={v.split(',')[0]}" for k, v in keyed if k in GROUPS and "(" not in v]

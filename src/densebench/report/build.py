@@ -310,8 +310,9 @@ class _Builder:
                  "groups that do not."))
         for name, test in tests.items():
             if test["left_out"]:
-                self.notes.append(f"Friedman '{name}' ({title}) left out (in under half of the blocks): "
-                                  + ", ".join(test["left_out"]))
+                names = labels if test["treatment"] == "entry" else strategy_labels
+                self.notes.append(f"Friedman test '{self._test_name(name, strategy_labels)}' ({title}) left out "
+                                  "(in under half of the blocks): " + ", ".join(names.get(t, t) for t in test["left_out"]))
         return tests
 
     def _test_name(self, name: str, strategy_labels: dict[str, str]) -> str:

@@ -116,7 +116,7 @@ def main(argv: list[str]) -> int:
     console.print(f"report of {summary or 'no results'}: {len(report.tables)} tables, {len(report.plots)} plots "
                   f"in {time.perf_counter() - start:.1f} s", highlight=False)
     for note in report.notes:
-        console.print(f"  note: {note}", highlight=False)
+        console.print(f"  note: {note}", highlight=False, markup=False)
     for path in written:
         console.print(f"  wrote {path}", highlight=False)
     return 0
