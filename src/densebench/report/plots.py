@@ -298,7 +298,8 @@ def _sweep_plot(cells: pd.DataFrame, x: str, others: list[str], catalog: Catalog
     varying = {o for o in others if have[o].nunique(dropna=False) > 1}  # other axes worth naming in labels
     fig, axes = _grid(len(datasets), f"{metric} vs {xlabel}", ncols=3, size=(4.0, 3.0))
     legend: dict[str, Any] = {}
-    series_colours = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
+    markers = "osD^vP*Xph"  # a series keeps its strategy's colour; its marker tells models and protocols apart
+    series_markers: dict[tuple[Any, ...], str] = {}
 
     def series_label(key: tuple[Any, ...]) -> str:
         model = catalog.display("model", key[1]) + (f" [{key[2]}]" if key[2] else "")
@@ -312,17 +313,19 @@ def _sweep_plot(cells: pd.DataFrame, x: str, others: list[str], catalog: Catalog
                 continue
             g = g.sort_values(x)
             label = series_label(key)
-            if label not in legend:
-                legend[label] = Line2D([], [], marker="o", ms=3, color=series_colours[len(legend) % len(series_colours)])
+            colour = catalog.strategy_color(key[3])
+            marker = series_markers.setdefault(key[1:], markers[len(series_markers) % len(markers)])
+            legend.setdefault(label, Line2D([], [], marker=marker, ms=4, color=colour))
             err = np.where(g["n"] > 1, g["std"], np.nan)
-            ax.errorbar(g[x], g["value"], yerr=None if np.isnan(err).all() else err, marker="o", ms=3,
-                        color=legend[label].get_color(), capsize=2)
+            ax.errorbar(g[x], g["value"], yerr=None if np.isnan(err).all() else err, marker=marker, ms=4,
+                        color=colour, capsize=2)
             if references:
                 ref = cells[(cells["dataset"] == dataset) & (cells["model"] == key[1]) & (cells["variant"] == key[2])
                             & (cells["protocol"] == key[4]) & (cells["axes"] == "") & cells[x].isna()]
                 for r in ref.itertuples():
                     colour = catalog.strategy_color(r.strategy)
-                    name = f"{catalog.display('model', r.model)} · {catalog.display('strategy', r.strategy)} (no {xlabel})"
+                    model = catalog.display("model", r.model) + (f" [{r.variant}]" if r.variant else "")
+                    name = f"{model} · {catalog.display('strategy', r.strategy)} (no {xlabel})"
                     ax.axhline(r.value, ls="--", lw=1.0, color=colour)
                     legend.setdefault(name, Line2D([], [], ls="--", lw=1.0, color=colour))
         if log2:
