@@ -99,3 +99,23 @@ def test_a_statistic_that_cannot_be_made_says_why(tmp_path: Path, write_run: Cal
     assert any(n.startswith("Friedman test 'models' (runs) not run: needs ≥3 treatments") for n in report.notes)
     assert any(n.startswith("Figure 'Mean_Dice vs backbone parameters (runs)' not drawn") for n in report.notes)
     assert any(n.startswith("Figure 'Mean_Dice vs adapter rank (runs)' not drawn") for n in report.notes)
+
+
+def test_without_configs_overrides_are_compared_as_typed_values(tmp_path: Path, write_run: Callable[..., Path]) -> None:
+    root = tmp_path / "outputs"
+    for i, model in enumerate(("a", "b", "c")):  # no config describes these models: overrides are parsed
+        for d, dataset in enumerate(("glas", "crag")):
+            spelling = ("false", "False")[(i + d) % 2]
+            write_run(root, dataset, model, "frozen", 0, 0.8 - 0.1 * i, overrides=[f"model.pretrained={spelling}"])
+    catalog = Catalog()
+    report = build_report(load_runs([root], catalog), catalog, Options(plots=False), tmp_path / "r")
+    assert [r["model"] for r in report.document["model_ranks"]["runs"]] == ["a", "b", "c"]
+
+
+def test_a_group_choice_equal_to_the_default_does_not_count(tmp_path: Path, write_run: Callable[..., Path],
+                                                            catalog: Catalog) -> None:
+    root = tmp_path / "outputs"
+    write_run(root, "glas", "uni", "frozen", 0, 0.8, overrides=["train=paper"])
+    write_run(root, "glas", "virchow2", "frozen", 0, 0.7)
+    values = load_runs([root], catalog).values
+    assert set(values["protocol"]) == {""}

@@ -129,15 +129,20 @@ def identify(doc: dict[str, Any], defaults: Defaults) -> Identity:
     if base is not None:
         ran = flatten(config)
         for key, value in ran.items():
-            if key in base and not _ignored(key) and _freeze(value) != _freeze(base[key]):
-                # an interpolation in the defaults (e.g. ${dataset.min_side}) cannot be compared: keep the value
-                if isinstance(base[key], str) and "${" in base[key]:
-                    continue
+            if _ignored(key):
+                continue
+            if key not in base:  # a key the run added (+key=value)
                 found[key] = _freeze(value)
-        # overrides of keys the recorded config lacks still count (e.g. a config block that was not recorded)
+            # an interpolation in the defaults (e.g. ${dataset.min_side}) is compared by its resolved value only
+            elif _freeze(value) != _freeze(base[key]) and not (isinstance(base[key], str) and "${" in base[key]):
+                found[key] = _freeze(value)
+        # overrides of keys the recorded config lacks still count (a config block that was not recorded); group
+        # choices (train=..., finetune=...) count by the values they set, except in the fallback below
         for override in semantic_overrides(list(run.get("overrides") or [])):
             key, _, text = override.partition("=")
             key = key.lstrip("~")
+            if "." not in key and key not in ran:
+                continue
             if key not in ran and not _ignored(key) and (key not in base or _freeze(parse_value(text)) != _freeze(base[key])):
                 found[key] = _freeze(parse_value(text))
     else:
