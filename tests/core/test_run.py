@@ -54,6 +54,11 @@ def test_demo_prints_a_result_table_and_the_metrics_path(demo_run):
     assert "Mean_Dice" in proc.stdout and str(run / "metrics.json") in proc.stdout
 
 
+def test_demo_ends_with_the_next_command(demo_run):
+    proc, _, run = demo_run
+    assert proc.stdout.strip().splitlines()[-1].startswith(f"next: densebench report {run.parents[3]}")
+
+
 def test_metrics_json_carries_the_documented_blocks(demo_run):
     _, record, run = demo_run
     assert record["schema_version"] == 1 and record["status"] == "complete"
@@ -138,6 +143,11 @@ def test_a_killed_run_resumes_and_ends_with_the_uninterrupted_result(tmp_path):
 
 @pytest.mark.parametrize("override,expected", [
     ("model=nope", "unknown model 'nope'; known: "),
+    ("model=unii", "unknown model 'unii'; did you mean model=uni? known: "),
+    ("trian.epochs=1", "unknown key 'trian.epochs' in 'trian.epochs=1'; did you mean train.epochs? (train.epochs=1)"),
+    ("+trian.epochs=1", "did you mean train.epochs?"),
+    ("modle=uni", "unknown key 'modle' in 'modle=uni'; did you mean model? (model=uni)"),
+    ("zzz_unrelated=1", "to add a new key on purpose write +zzz_unrelated=1"),
     ("dataset=nope", "unknown dataset 'nope'"),
     ("adapter=nope", "unknown adapter 'nope'"),
     ("input_size=100", "input_size=100 is not a multiple of demo_vit's patch size 8; use 96 or 104"),

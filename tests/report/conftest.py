@@ -15,6 +15,7 @@ METRICS = ("mIoU", "Pixel_Accuracy", "Mean_Accuracy", "Frequency_Weighted_IoU", 
            "Mean_Recall", "Mean_F1")
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 PUBLISHED = SHARED / "published" / "pfm-densebench"
+BOOT_SHIFT = 0.0006  # bootstrap mean = point estimate - BOOT_SHIFT in fixture runs
 
 
 def run_path(root: Path, dataset: str, model: str, adapter: str, seed: int, overrides: Sequence[str] = ()) -> Path:
@@ -29,8 +30,10 @@ def metrics_document(dataset: str, model: str, adapter: str, seed: int, dice: fl
                      overrides: Sequence[str] = (), ci: float = 0.02, input_size: int = 224, rank: int | None = None,
                      params: int | None = 1_000_000, classes: Sequence[str] = ("background", "gland"),
                      class_dice: Sequence[float] | None = None, instance: dict[str, Any] | None = None,
-                     display_name: str | None = None, published_key: str | None = None) -> dict[str, Any]:
-    """A complete metrics.json (schema version 1) whose Mean_Dice bootstrap mean is `dice`."""
+                     display_name: str | None = None, published_key: str | None = None,
+                     settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A complete metrics.json (schema version 1) whose Mean_Dice point estimate is `dice` (its bootstrap mean
+    is 0.0006 lower, as a bootstrap mean differs from the point estimate)."""
     values = {m: dice - 0.01 * i for i, m in enumerate(METRICS)}
     values["Mean_Dice"] = dice
     class_dice = list(class_dice) if class_dice is not None else [dice] * len(classes)
@@ -39,23 +42,30 @@ def metrics_document(dataset: str, model: str, adapter: str, seed: int, dice: fl
         adapter_cfg["rank"] = rank
     test: dict[str, Any] = {
         "n_images": 4, "eval_mode": "slide",
-        "metrics": {m: v + 0.001 for m, v in values.items()},
+        "metrics": dict(values),
         "bootstrap": {"n_resamples": 1000, "ci": 0.95, "seed": 0,
-                      "metrics": {m: {"mean": v, "std": ci / 2, "ci_lower": v - ci, "ci_upper": v + ci} for m, v in values.items()}},
+                      "metrics": {m: {"mean": v - BOOT_SHIFT, "std": ci / 2, "ci_lower": v - ci, "ci_upper": v + ci} for m, v in values.items()}},
         "per_class": {c: {"IoU": d * 0.8, "Dice": d, "Precision": d, "Recall": d, "F1": d, "gt_pixels": 100, "pred_pixels": 90}
                       for c, d in zip(classes, class_dice)},
     }
     if instance is not None:
         test["instance"] = instance
+    config: dict[str, Any] = {"seed": seed, "input_size": input_size, "model": {"name": model, "display_name": display_name,
+                                                                              "published_key": published_key},
+                              "adapter": adapter_cfg, "dataset": {"name": dataset, "classes": list(classes)}}
+    for dotted, value in (settings or {}).items():  # the resolved config as the engine records it
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     return {
         "schema_version": 1, "status": "complete",
         "run": {"dataset": dataset, "model": model, "adapter": adapter, "seed": seed, "run_dir": str(run_dir),
                 "overrides": [f"model={model}", f"adapter={adapter}", f"dataset={dataset}", f"seed={seed}", *overrides],
                 "started": "2026-01-01T00:00:00", "finished": "2026-01-01T00:10:00"},
         "code": {"version": "0.1.0", "git_commit": None},
-        "config": {"seed": seed, "input_size": input_size, "model": {"name": model, "display_name": display_name,
-                                                                       "published_key": published_key},
-                   "adapter": adapter_cfg, "dataset": {"name": dataset, "classes": list(classes)}},
+        "config": config,
         "data": {"num_classes": len(classes), "class_names": list(classes), "ignore_index": 255, "split": "official",
                  "sizes": {"train": 8, "val": 2, "test": 4}, "fingerprint": "0123456789abcdef"},
         "model": {"name": model, "display_name": display_name, "published_key": published_key, "pretrained": False,
@@ -136,3 +146,50 @@ def make_sweep(write_run: Callable[..., Path], write_failed: Callable[..., Path]
 @pytest.fixture
 def sweep(tmp_path: Path, make_sweep: Callable[[Path], Path]) -> Path:
     return make_sweep(tmp_path / "outputs")
+
+
+LONG_NAMES = {"uni": "UNI (Mahmood Lab, ViT-L/16, 303M parameters)", "virchow2": "Virchow 2 (Paige, ViT-H/14, 632M)",
+              "gigapath": "Prov-GigaPath (Microsoft, ViT-g/14, 1.1B)", "phikon_v2": "Phikon-v2 (Owkin, ViT-L/16)"}
+
+
+def _gallery(run_dir: Path, rng: np.random.Generator, n_images: int = 4, side: int = 256) -> None:
+    """A gallery/ folder as runs write it: index.json and JPEG panels (textured, so they compress like photos)."""
+    from PIL import Image
+
+    folder = run_dir / "gallery"
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    base = np.kron(rng.integers(0, 255, (side // 8, side // 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    for i in range(n_images):
+        files = {}
+        for panel in ("image", "truth", "pred"):
+            files[panel] = f"{i:02d}_img{i}.{panel}.jpg"
+            noise = rng.integers(0, 40, base.shape, dtype=np.uint8)
+            Image.fromarray(base // 2 + noise).save(folder / files[panel], quality=90)
+        entries.append({"key": f"img{i}", "file": f"{i:02d}_img{i}.jpg", "panels": files, "Mean_Dice": 0.7})
+    (folder / "index.json").write_text(json.dumps({"classes": ["background", "gland"], "colors": [[0, 0, 0], [255, 128, 0]],
+                                                   "ignore_index": 255, "seed": 0, "images": entries}))
+
+
+@pytest.fixture(scope="session")
+def seventy_runs(tmp_path_factory: pytest.TempPathFactory, write_run: Callable[..., Path]) -> Path:
+    """A 70-run sweep as the issue's new user ran it: 4 backbones (long display names) × 4 strategies × 2 seeds
+    on 2 datasets (64 runs) plus a LoRA-rank sweep (6 runs), every run with a 4-image prediction gallery."""
+    root = tmp_path_factory.mktemp("seventy") / "outputs"
+    rng = np.random.default_rng(0)
+    params = {"uni": 303_350_784, "virchow2": 631_229_184, "gigapath": 1_134_953_984, "phikon_v2": 303_350_784}
+    for i, model in enumerate(LONG_NAMES):
+        for d, dataset in enumerate(("glas", "crag")):
+            for s, adapter in enumerate(("frozen", "lora", "cnn", "full")):
+                for seed in (0, 1):
+                    dice = 0.6 + 0.05 * i + 0.02 * s - 0.03 * d + 0.005 * seed
+                    run_dir = write_run(root, dataset, model, adapter, seed, dice, params=params[model],
+                                        display_name=LONG_NAMES[model], rank=16 if adapter == "lora" else None)
+                    _gallery(run_dir, rng)
+    for rank in (4, 8, 32):
+        for dataset in ("glas", "crag"):
+            run_dir = write_run(root, dataset, "uni", "lora", 0, 0.7 + rank / 1000, params=params["uni"], rank=rank,
+                                overrides=[f"adapter.rank={rank}"], settings={"adapter.rank": rank},
+                                display_name=LONG_NAMES["uni"])
+            _gallery(run_dir, rng)
+    return root

@@ -87,15 +87,16 @@ def test_unfinished_and_unreadable_runs_are_problems_not_crashes(sweep: Path, tm
     assert status[("crag", "d")] == "unreadable"
 
 
-def test_runs_that_differ_in_an_override_are_separate_variants(tmp_path: Path, write_run) -> None:
+def test_runs_that_differ_in_an_ablation_axis_stay_one_model_entry(tmp_path: Path, write_run) -> None:
     root = tmp_path / "outputs"
     for rank, dice in ((4, 0.6), (16, 0.7)):
         write_run(root, "glas", "a", "lora", 0, dice, overrides=[f"adapter.rank={rank}", "train.epochs=2"], rank=rank)
     catalog = Catalog()
     cells = aggregate(load_runs([root], catalog).values, catalog)
-    dice = cells[cells["metric"] == "Mean_Dice"].set_index("entry")["value"]
-    # train.epochs=2 is shared by every run, so only the rank tells them apart
-    assert dice.to_dict() == pytest.approx({"a [adapter.rank=4]": 0.6, "a [adapter.rank=16]": 0.7})
+    dice = cells[cells["metric"] == "Mean_Dice"].set_index("axes")
+    # train.epochs=2 is shared by every run, so only the rank tells them apart, as an axis, not a model entry
+    assert set(dice["entry"]) == {"a"} and set(dice["protocol"]) == {""}
+    assert dice["value"].to_dict() == pytest.approx({"adapter.rank=4": 0.6, "adapter.rank=16": 0.7})
 
 
 def test_a_run_with_an_undefined_metric_is_shown_undefined_not_missing(tmp_path: Path, write_run) -> None:
@@ -126,8 +127,8 @@ def test_instance_metrics_are_tabulated_where_runs_have_them(tmp_path: Path, wri
     write_run(root, "glas", "b", "frozen", 0, 0.7)
     report = _report(root, tmp_path)
     table = next(t for t in report.tables if t.name == "instance_metrics")
-    assert table.frame[["Model", "PQ", "AJI"]].values.tolist() == [["a", "0.5400 [0.500, 0.580]", "0.5000"]]
-    assert report.document["instance"]["glas"]["frozen"]["a"]["PQ"]["value"] == pytest.approx(0.54)
+    assert table.frame[["Model", "PQ", "AJI"]].values.tolist() == [["a", "0.5500 [0.500, 0.580]", "0.5000"]]
+    assert report.document["instance"]["glas"]["frozen"]["a"]["PQ"]["value"] == pytest.approx(0.55)
 
 
 def test_per_class_table_uses_the_metric_s_per_class_score(tmp_path: Path, write_run) -> None:
@@ -135,8 +136,10 @@ def test_per_class_table_uses_the_metric_s_per_class_score(tmp_path: Path, write
     write_run(root, "glas", "a", "frozen", 0, 0.8, class_dice=[0.9, 0.7])
     write_run(root, "glas", "b", "frozen", 0, 0.7, class_dice=[0.95, 0.45])
     table = next(t for t in _report(root, tmp_path).tables if t.name == "per_class_glas")
-    assert table.frame["Class"].tolist() == ["background", "gland"]
-    assert table.sort.iloc[:, 1:].values.ravel().tolist() == pytest.approx([0.9, 0.95, 0.7, 0.45])
+    # a row per model · strategy, a column per class (long, never wide); bold = best per class
+    assert table.frame.columns.tolist() == ["Model · strategy", "background", "gland"]
+    assert table.frame["Model · strategy"].tolist() == ["a · frozen", "b · frozen"]
+    assert table.sort.iloc[:, 1:].values.ravel().tolist() == pytest.approx([0.9, 0.7, 0.95, 0.45])
     assert table.best.iloc[:, 1:].values.tolist() == [[False, True], [True, False]]
 
 

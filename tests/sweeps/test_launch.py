@@ -60,10 +60,13 @@ def test_a_finished_run_is_skipped_without_loading_data_or_a_model(tmp_path, mon
     assert time.perf_counter() - t0 < 1.0
 
 
-def test_a_failing_cell_does_not_stop_the_grid_and_status_shows_it(tmp_path, capsys):
+def test_a_failing_cell_does_not_stop_the_grid_which_ends_with_a_summary_and_fails(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "-m", f"output_dir={tmp_path}", *TINY, "train.epochs=1", "progress=none", "train.loss=nope,dice"])
-    assert exit_info.value.code == 0
+    assert exit_info.value.code == 1  # a mixed sweep: one cell done, one failed
+    summary = capsys.readouterr().out
+    assert "sweep: 2 cells: 1 done, 0 skipped, 1 failed" in summary
+    assert "failed synthetic · demo_vit · frozen · seed 0" in summary and "ConfigError: train.loss=nope is not known" in summary
     (done,) = metrics_files(tmp_path)
     (error_file,) = tmp_path.rglob("error.json")
     error = json.loads(error_file.read_text())
@@ -88,3 +91,29 @@ def test_a_grid_whose_cells_cannot_resolve_launches_nothing(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Environment variable 'DENSEBENCH_DATA' not found\"; nothing launched" in err
     assert "Traceback" not in err and not list(tmp_path.rglob("cells.json")) and not list(tmp_path.rglob("seed*"))
+
+
+def test_an_all_failed_sweep_runs_every_cell_and_exits_non_zero(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "-m", f"output_dir={tmp_path}", "model.variant=tiny", "progress=none", "dataset=folder",
+              f"dataset.root={tmp_path / 'no-data'}", "adapter=frozen,cnn"])
+    out = capsys.readouterr()
+    assert exit_info.value.code == 1
+    assert "sweep: 2 cells: 0 done, 0 skipped, 2 failed" in out.out
+    assert out.out.count("  failed folder · demo_vit") == 2
+    assert len(list(tmp_path.rglob("error.json"))) == 2  # both cells ran (and recorded why they failed)
+
+
+def test_a_sweep_of_finished_cells_reports_them_skipped_and_exits_zero(tmp_path, capsys):
+    args = ["run", "-m", f"output_dir={tmp_path}", *TINY, "progress=none", "adapter=frozen,cnn"]
+    cfg_cells = [compose([*TINY, f"output_dir={tmp_path}", f"adapter={a}"]) for a in ("frozen", "cnn")]
+    from densebench.runs.rundir import run_dir
+
+    for adapter, cfg in zip(("frozen", "cnn"), cfg_cells):
+        path = run_dir(cfg, [*TINY, f"adapter={adapter}", "progress=none"])
+        path.mkdir(parents=True)
+        (path / "metrics.json").write_text(json.dumps({"status": "complete"}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 0
+    assert "sweep: 2 cells: 0 done, 2 skipped, 0 failed" in capsys.readouterr().out

@@ -94,10 +94,15 @@ def test_a_cell_another_sweep_is_writing_is_left_alone(tmp_path, capsys):
         assert single.value.code == 2 and "is being written by" in capsys.readouterr().err
         with pytest.raises(SystemExit) as multi:
             main(["run", "-m", *overrides])
-        assert multi.value.code == 0 and "Skipping 0 finished and 1 running cells" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert multi.value.code == 0 and "Skipping 0 finished and 1 running cells" in out
+        assert "sweep: 1 cells: 0 done, 1 skipped, 0 failed" in out
         with pytest.raises(SystemExit) as forced:  # force=true launches it; the job itself then refuses
             main(["run", "-m", *overrides, "force=true"])
-        assert forced.value.code == 0 and "is being written by" in capsys.readouterr().err
+        captured = capsys.readouterr()
+        assert "is being written by" in captured.err
+        # a cell that could not run is a failed cell: the sweep says so and exits 1
+        assert forced.value.code == 1 and "0 done, 0 skipped, 1 failed" in captured.out and "RunLocked" in captured.out
         assert not run.exists()  # neither a failure record nor any other file in the owner's directory
 
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from densebench.config import check_group_choices, config_dir
+from densebench.config import check_group_choices, check_keys, config_dir
 from densebench.errors import DenseBenchError, as_user_error, one_line, print_error
 from densebench.settings import check_overrides
 
@@ -45,7 +45,8 @@ def print_result(record: dict, console: Console) -> None:
     console.print(f"metrics: {Path(record['run']['run_dir']) / 'metrics.json'}", highlight=False)
 
 
-def task(cfg: DictConfig) -> None:
+def task(cfg: DictConfig) -> str:
+    """One cell; returns `done` or `failed: <one-line error>` (the sweeper's summary reads it)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -79,7 +80,7 @@ def task(cfg: DictConfig) -> None:
                 if not isinstance(exc, DenseBenchError):
                     exc = RuntimeError(f"run failed ({type(exc).__name__}): {exc}")
                 print_error(exc)
-                return
+                return f"failed: {type(exc).__name__}: {one_line(exc)}"
     except (DenseBenchError, OSError) as raised:  # a single run's error, or a cell that could not start: no record
         exc = as_user_error(raised)
         if not isinstance(exc, DenseBenchError):
@@ -87,12 +88,16 @@ def task(cfg: DictConfig) -> None:
         print_error(exc)
         if not multirun:
             sys.exit(2)
-        return
+        return f"failed: {type(exc).__name__}: {one_line(exc)}"
     except preempt.Preempted as exc:
         print_error(exc)
         preempt.hand_on(exc)
     if record is not None and cfg.get("progress", "auto") != "none":
         print_result(record, console)
+        if not multirun:
+            console.print(f"next: densebench report {cfg.output_dir}   (tables, rankings and figures of every run "
+                          "there; add --published DIR to set them beside the paper's)", highlight=False)
+    return "done"
 
 
 def _record_failure(path: Path, exc: BaseException, cfg: DictConfig, overrides: list[str]) -> None:
@@ -119,6 +124,7 @@ def main(argv: list[str]) -> int:
 
     configs = config_dir()
     check_group_choices(argv)
+    check_keys(argv)
     check_overrides(argv)
     entry = hydra.main(config_path=str(configs), config_name="config", version_base="1.3")(task)
     saved = sys.argv

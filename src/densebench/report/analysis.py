@@ -51,7 +51,7 @@ def dataset_order(cells: pd.DataFrame, catalog: Catalog) -> list[str]:
 
 
 def strategy_order(cells: pd.DataFrame, catalog: Catalog) -> list[str]:
-    return sorted(cells["strategy"].unique(), key=lambda s: catalog.display("strategy", s).lower())
+    return catalog.strategy_order(cells["strategy"].unique())
 
 
 def model_ranks(cells: pd.DataFrame) -> pd.DataFrame:
@@ -127,7 +127,7 @@ def strategy_summary(all_cells: pd.DataFrame, cells: pd.DataFrame, sota: pd.Data
 
 def compare_with_published(cells: pd.DataFrame) -> pd.DataFrame:
     """Every cell present in both sources: ours, published, delta and whether the two CIs overlap."""
-    ours = cells[cells["source"] == RUNS]
+    ours = cells[(cells["source"] == RUNS) & (cells["axes"] == "")]  # ablation runs are not the paper's protocol
     theirs = cells[(cells["source"] == PUBLISHED) & (cells["variant"] == "")]
     cols = ["dataset", "model", "strategy"]
     joined = ours.merge(theirs[[*cols, "value", "ci_lower", "ci_upper"]], on=cols, suffixes=("", "_published"))

@@ -23,6 +23,7 @@ from densebench.report.tables import (
     Table,
     fmt,
     fmt_cell,
+    fmt_count,
     grid_table,
     matrix_table,
     ranks_table,
@@ -78,12 +79,27 @@ def _problem_cells(problems: list[Problem]) -> dict[tuple[str, str, str], str]:
     return {(p.dataset, p.model, p.strategy): f"{p.status}: {p.error}" for p in problems}
 
 
-class _View:
-    """One source's cells with the orders and labels every table of it shares."""
+def _value_note(source: str) -> str:
+    """What the numbers of a table are: runs show the point estimate they printed, the paper its bootstrap means."""
+    if source == PUBLISHED:
+        return ("Values are the paper's published bootstrap means [95% bootstrap CI], as on the PFM-DenseBench "
+                "website (not point estimates).")
+    return ("Value = the run's point estimate on the test set (what `densebench run` printed) [95% bootstrap CI]; "
+            "several seeds: mean ± std (n) of the point estimates.")
 
-    def __init__(self, source: str, cells: pd.DataFrame, catalog: Catalog, problems: dict[tuple[str, str, str], str]) -> None:
+
+class _View:
+    """One leaderboard: a source's cells under one protocol, with the orders and labels its tables share.
+
+    `key` names it in file names and report.json (`runs`, `runs_p2`, ...); `title` in headings.
+    """
+
+    def __init__(self, source: str, cells: pd.DataFrame, catalog: Catalog, problems: dict[tuple[str, str, str], str],
+                 key: str = "", protocol: str = "") -> None:
         self.source, self.cells, self.problems = source, cells, problems
-        self.title = SOURCE_TITLE[source]
+        self.key = key or source
+        self.protocol = protocol
+        self.title = SOURCE_TITLE[source] + (f", protocol {protocol or 'defaults'}" if key and key != source else "")
         self.datasets = analysis.dataset_order(cells, catalog)
         self.strategies = analysis.strategy_order(cells, catalog)
         self.ranks = analysis.model_ranks(cells)
@@ -109,26 +125,57 @@ class _Builder:
         self.all_cells = analysis.aggregate(results.values, catalog)
         self.cells = self.all_cells[self.all_cells["metric"] == self.metric]
 
-    def plot(self, name: str, title: str, section: str, draw: Callable[[Path], Path | None], note: str = "") -> None:
-        """Draw a figure into plots/<name>.{png,svg} (unless plots are off) and list it."""
+    def plot(self, name: str, title: str, section: str, draw: Callable[[Path], Path], note: str = "") -> None:
+        """Draw a figure into plots/<name>.{png,svg} (unless plots are off) and list it; a figure that
+        cannot be drawn (plots.NotDrawn) becomes a note saying why."""
         if not self.options.plots:
             return
-        path = draw(self.out / "plots" / name)
-        if path is not None:
-            self.plots.append(plots.Plot(name, title, section, path, note))
+        try:
+            path = draw(self.out / "plots" / name)
+        except plots.NotDrawn as why:
+            self.notes.append(f"Figure '{title}' not drawn: {why}")
+            return
+        self.plots.append(plots.Plot(name, title, section, path, note))
 
     def _d(self, kind: str, name: str) -> str:
         return self.catalog.display(kind, name)
 
     # --- per source -------------------------------------------------------------------------------------------
+    def views(self, source: str) -> list[_View]:
+        """One view per protocol of the source's leaderboard cells (most runs first); ablation-axis cells
+        are left out of every leaderboard (they go to the ablation plots), with a note."""
+        cells = self.cells[self.cells["source"] == source]
+        axes = cells[cells["axes"] != ""]
+        if len(axes):
+            runs = int(axes["n"].sum())
+            self.notes.append(f"{runs} run(s) ({SOURCE_TITLE[source]}) vary an ablation axis ("
+                              + "; ".join(sorted(set(axes["axes"]))) + "): they are in the ablation figures, "
+                              "not in the leaderboards.")
+        cells = cells[cells["axes"] == ""]
+        counts = cells.groupby("protocol")["n"].sum().sort_values(ascending=False, kind="stable")
+        protocols = sorted(counts.index, key=lambda p: (-counts[p], p != "", p))
+        problems = _problem_cells(self.results.problems) if source == RUNS else {}
+        if len(protocols) > 1:
+            self.notes.append(f"The {SOURCE_TITLE[source]} were made under {len(protocols)} protocols; runs of "
+                              "different protocols are never ranked together, so each has its own leaderboard: "
+                              + "; ".join(f"{p or 'defaults'} ({int(counts[p])} runs)" for p in protocols) + ".")
+        return [_View(source, cells[cells["protocol"] == p], self.catalog, problems,
+                      source if i == 0 else f"{source}_p{i + 1}", p) for i, p in enumerate(protocols)] or \
+            [_View(source, cells, self.catalog, problems)]
+
     def source(self, source: str) -> None:
-        v = _View(source, self.cells[self.cells["source"] == source], self.catalog,
-                  _problem_cells(self.results.problems) if source == RUNS else {})
+        for v in self.views(source):
+            self.view(v)
+
+    def view(self, v: _View) -> None:
+        source = v.key
         sota = analysis.dataset_sota(v.cells)
-        summary = analysis.strategy_summary(self.all_cells[self.all_cells["source"] == source], v.cells, sota)
+        own = self.all_cells[(self.all_cells["source"] == v.source) & (self.all_cells["protocol"] == v.protocol)
+                             & (self.all_cells["axes"] == "")]
+        summary = analysis.strategy_summary(own, v.cells, sota)
         self.leaderboard(v, sota, summary)
         self.main_tables(v)
-        statistics = self.statistics(source, v.cells, v.labels, v.strategy_labels)
+        statistics = self.statistics(v, v.cells, v.labels, v.strategy_labels)
         scaling = self.source_plots(v)
         self.doc.setdefault("dataset_sota", {})[source] = {
             r.dataset: {"model": r.model, "variant": r.variant, "strategy": r.strategy, "value": jsonable(r.value),
@@ -145,31 +192,33 @@ class _Builder:
         self.doc.setdefault("scaling", {})[source] = scaling
         self.doc.setdefault("missing_cells", {})[source] = analysis.missing_cells(v.cells, set(v.problems))
         self.doc.setdefault("categories", {}).update({d: self.catalog.category(d) for d in v.datasets})
+        self.doc.setdefault("protocols", {})[source] = v.protocol
         self.doc.setdefault("counts", {})[source] = {
-            "results": int(self.results.values.loc[self.results.values["source"] == source, "run"].nunique()),
+            "results": int(v.cells["n"].sum()) if v.source == RUNS else
+            int(self.results.values.loc[self.results.values["source"] == v.source, "run"].nunique()),
             "cells": int(len(v.cells)), "datasets": len(v.datasets), "models": int(v.cells["model"].nunique()),
             "strategies": len(v.strategies)}
 
     def leaderboard(self, v: _View, sota: pd.DataFrame, summary: dict[str, Any]) -> None:
         section = f"Leaderboard ({v.title})"
         self.tables.append(ranks_table(
-            f"model_ranks_{v.source}", f"Average rank over (dataset, strategy) cells ({v.title})", section, v.ranks,
+            f"model_ranks_{v.key}", f"Average rank over (dataset, strategy) cells ({v.title})", section, v.ranks,
             note=f"Within each cell models are ranked by {self.metric} (1 = best, ties share the average rank); "
-                 "category columns average the ranks of that category's cells."))
+                 "category columns average the ranks of that category's cells. " + _value_note(v.source)))
         self.tables.append(sota_table(
-            f"dataset_sota_{v.source}", f"Best cell per dataset ({v.title})", section, sota,
+            f"dataset_sota_{v.key}", f"Best cell per dataset ({v.title})", section, sota,
             analysis.best_per_strategy(v.cells), v.strategies, v.datasets, self.catalog))
         self.tables.append(strategy_means_table(
-            f"strategy_means_{v.source}", f"Mean per strategy over models and datasets ({v.title})", section,
+            f"strategy_means_{v.key}", f"Mean per strategy over models and datasets ({v.title})", section,
             summary, v.strategies, list(dict.fromkeys(self.results.values["metric"])), self.catalog))
         self.tables.append(matrix_table(
-            f"model_strategy_means_{v.source}", f"Mean {self.metric} per model and strategy over datasets ({v.title})",
+            f"model_strategy_means_{v.key}", f"Mean {self.metric} per model and strategy over datasets ({v.title})",
             section, summary["model_means"], v.entries, v.strategies, v.labels, v.strategy_labels, "Model"))
         if summary["wins"]:
             won = "Datasets won (best cell)"
             wins = {**summary["wins"], "Total": summary["wins_total"], won: summary["sota_strategy_counts"]}
             self.tables.append(matrix_table(
-                f"strategy_wins_{v.source}", f"Which strategy wins how often, per model ({v.title})", section, wins,
+                f"strategy_wins_{v.key}", f"Which strategy wins how often, per model ({v.title})", section, wins,
                 [*[e for e in v.entries if e in summary["wins"]], "Total", won], v.strategies, v.labels,
                 v.strategy_labels, "Model", digits=None, note="A win: the best strategy of one (dataset, model) pair "
                 "among those run (tied strategies each win); the last row counts datasets whose best cell uses it."))
@@ -185,18 +234,17 @@ class _Builder:
         for category, section, datasets in groups:
             for strategy in v.strategies:
                 failed = {(d, m): e for (d, m, s), e in v.problems.items() if s == strategy}
-                name = f"main_{v.source}_{strategy}" if not category else f"category_{v.source}_{category.lower()}_{strategy}"
+                name = f"main_{v.key}_{strategy}" if not category else f"category_{v.key}_{category.lower()}_{strategy}"
                 prefix = f"{category} datasets, " if category else ""
                 self.tables.append(grid_table(
                     name, f"{prefix}{self._d('strategy', strategy)}: {self.metric} ({v.title})", section,
                     v.cells[v.cells["strategy"] == strategy], datasets, v.entries, self.catalog, failed,
-                    note="" if category else "Bold: best model of the dataset. Value [95% bootstrap CI]; several "
-                    "seeds: mean ± std (n)."))
+                    note="" if category else "Bold: best model of the dataset. " + _value_note(v.source)))
 
     def source_plots(self, v: _View) -> dict[str, Any]:
         """Strategy box plots and the scaling analysis (returned for report.json)."""
         section = f"Plots ({v.title})"
-        self.plot(f"strategy_boxplots_{v.source}", f"{self.metric} by strategy per dataset ({v.title})", section,
+        self.plot(f"strategy_boxplots_{v.key}", f"{self.metric} by strategy per dataset ({v.title})", section,
                   lambda path: plots.strategy_boxplots(v.cells, v.datasets, v.strategies, self.catalog, self.metric, path))
         scaling = plots.scaling(v.cells, v.strategies, self.flops(v))
         note = ""
@@ -205,7 +253,7 @@ class _Builder:
                      else "their metrics.json has no model.params.backbone_total")
             note = f"Left out of the scaling analysis (no parameter count; {where}): " + ", ".join(scaling["skipped_no_params"])
             self.notes.append(f"{v.title}: {note}")
-        self.plot(f"scaling_{v.source}", f"{self.metric} vs backbone parameters ({v.title})", section,
+        self.plot(f"scaling_{v.key}", f"{self.metric} vs backbone parameters ({v.title})", section,
                   lambda path: plots.scaling_plot(scaling, v.labels, self.catalog, self.metric, path,
                                                   self.options.flops_size), note)
         return scaling
@@ -226,9 +274,9 @@ class _Builder:
             self.notes.append(f"{v.title}: backbone FLOPs not counted for " + ", ".join(sorted(failed)))
         return counted or None
 
-    def statistics(self, source: str, cells: pd.DataFrame, labels: dict[str, str],
+    def statistics(self, v: _View, cells: pd.DataFrame, labels: dict[str, str],
                    strategy_labels: dict[str, str]) -> dict[str, Any]:
-        title = SOURCE_TITLE[source]
+        source, title = v.key, v.title
         alpha = self.options.alpha
         tests = {"models": friedman(cells, ["dataset", "strategy"], "entry", alpha)}
         for strategy in strategy_labels:
@@ -241,11 +289,15 @@ class _Builder:
                          "p_value": test.get("p_value", math.nan), "cd": test.get("critical_difference", math.nan),
                          "result": test.get("reason") or ("significant" if test["p_value"] < alpha else "not significant")})
             if test["status"] != "done":
+                self.notes.append(f"Friedman test '{self._test_name(name, strategy_labels)}' ({title}) not run: {test['reason']}.")
                 continue
             names = labels if test["treatment"] == "entry" else strategy_labels
-            ranks = {names.get(k, k): v for k, v in test["average_ranks"].items()}
+            ranks = {names.get(k, k): r for k, r in test["average_ranks"].items()}
             cliques = [[names.get(k, k) for k in c] for c in test["cliques"]]
-            heading = f"Nemenyi CD (α={alpha}), Friedman p={test['p_value']:.2g}: {name}"
+            what = "models" if test["treatment"] == "entry" else "strategies"
+            blocks = " × ".join(test["blocks"].split(" × "))
+            heading = (f"{self._test_name(name, strategy_labels)}: {test['k']} {what} ranked over N = {test['n_blocks']} "
+                       f"blocks ({blocks} cells)\nNemenyi CD (α={alpha}); Friedman p = {test['p_value']:.2g}")
             self.plot("cd_" + source + "_" + name.replace(" | ", "_"), f"Critical difference: {name} ({title})",
                       f"Statistics ({title})",
                       lambda path, r=ranks, c=cliques, h=heading, t=test: plots.cd_diagram(r, t["critical_difference"], c, h, path))
@@ -258,9 +310,15 @@ class _Builder:
                  "groups that do not."))
         for name, test in tests.items():
             if test["left_out"]:
-                self.notes.append(f"Friedman '{name}' ({title}) left out (in under half of the blocks): "
-                                  + ", ".join(test["left_out"]))
+                names = labels if test["treatment"] == "entry" else strategy_labels
+                self.notes.append(f"Friedman test '{self._test_name(name, strategy_labels)}' ({title}) left out "
+                                  "(in under half of the blocks): " + ", ".join(names.get(t, t) for t in test["left_out"]))
         return tests
+
+    def _test_name(self, name: str, strategy_labels: dict[str, str]) -> str:
+        """`models | lora` → `models, LoRA only` (display names)."""
+        head, _, strategy = name.partition(" | ")
+        return f"{head}, {strategy_labels.get(strategy, strategy)} only" if strategy else head
 
     # --- across sources ---------------------------------------------------------------------------------------
     def comparison(self) -> None:
@@ -278,7 +336,9 @@ class _Builder:
         self.tables.append(records_table(
             "published_comparison", f"Runs vs published: {self.metric}", "Runs vs published", rows,
             {"dataset": "Dataset", "model": "Model", "strategy": "Strategy", "ours": "Ours", "published": "Published",
-             "delta": "Δ (ours − published)", "overlap": "CIs overlap"}, data=data, label_columns=3))
+             "delta": "Δ (ours − published)", "overlap": "CIs overlap"}, data=data, label_columns=3,
+            note="Ours: each run's point estimate [95% bootstrap CI]. Published: the paper's bootstrap means "
+                 "[95% CI], which can differ from a point estimate by a few thousandths; Δ compares the two as given."))
         self.doc["published_comparison"] = [{k: jsonable(v) for k, v in row.items()} for row in data.to_dict("records")]
 
     def per_class(self) -> None:
@@ -294,17 +354,22 @@ class _Builder:
         doc = {}
         for dataset in datasets:
             sub = pc[(pc["dataset"] == dataset) & (pc["measure"] == measure)]
-            agg = sub.groupby(["model", "variant", "strategy", "class", "class_index"], as_index=False)["value"].mean()
-            agg["column"] = [f"{self._d('model', m)}{f' [{v}]' if v else ''} · {self._d('strategy', s)}"
-                             for m, v, s in zip(agg["model"], agg["variant"], agg["strategy"])]
+            agg = sub.groupby(["model", "variant", "strategy", "protocol", "axes", "class", "class_index"],
+                              as_index=False)["value"].mean()
+            agg["column"] = [" · ".join([self._d("model", m) + (f" [{v}]" if v else ""), self._d("strategy", s),
+                                         *[x for x in (p, a) if x]])
+                             for m, v, s, p, a in zip(agg["model"], agg["variant"], agg["strategy"], agg["protocol"], agg["axes"])]
             classes = agg.sort_values("class_index")["class"].drop_duplicates().tolist()
             columns = sorted(agg["column"].unique())
             matrix: dict[str, dict[str, float]] = {}
             for name, column, value in zip(agg["class"], agg["column"], agg["value"]):
                 matrix.setdefault(name, {})[column] = value
+            by_run = {c: {k: matrix[k][c] for k in classes if c in matrix.get(k, {})} for c in columns}
+            # a row per model · strategy and a column per class: many runs make a long table, never a wide one
             self.tables.append(matrix_table(
                 f"per_class_{dataset}", f"{self._d('dataset', dataset)}: per-class {measure}", "Per class",
-                matrix, classes, columns, {}, {}, "Class", note="Mean over seeds; bold: best per class."))
+                by_run, columns, classes, {}, {}, "Model · strategy", best="column",
+                note="Mean over seeds; bold: best per class."))
             doc[dataset] = {"measure": measure, "values": matrix}
         self.doc["per_class"] = doc
 
@@ -315,14 +380,16 @@ class _Builder:
         cells = analysis.aggregate(inst, self.catalog)
         metrics = list(dict.fromkeys(inst["metric"]))
         rows, doc = [], {}
-        for (dataset, entry, strategy), g in cells.groupby(["dataset", "entry", "strategy"], sort=True):
+        for (dataset, entry, strategy, protocol, axes), g in cells.groupby(
+                ["dataset", "entry", "strategy", "protocol", "axes"], sort=True):
             by_metric = {r.metric: r for r in g.itertuples()}
             first = g.iloc[0]
-            rows.append({"dataset": self._d("dataset", dataset), "model": first["label"],
+            rows.append({"dataset": self._d("dataset", dataset),
+                         "model": " · ".join(x for x in (first["label"], protocol, axes) if x),
                          "strategy": self._d("strategy", strategy),
                          **{m: fmt_cell(r.value, r.ci_lower, r.ci_upper, r.std, r.n) if (r := by_metric.get(m)) else "—"
                             for m in metrics}})
-            doc.setdefault(dataset, {}).setdefault(strategy, {})[entry] = {
+            doc.setdefault(dataset, {}).setdefault(strategy, {})[" · ".join(x for x in (entry, protocol, axes) if x)] = {
                 m: {"value": jsonable(r.value), "ci_lower": jsonable(r.ci_lower), "ci_upper": jsonable(r.ci_upper),
                     "n_seeds": int(r.n)} for m, r in by_metric.items()}
         self.tables.append(records_table(
@@ -385,17 +452,18 @@ class _Builder:
         values = self.results.values
         own = values[(values["source"] == RUNS) & (values["metric"] == self.metric)]
         rows = [{"dataset": self._d("dataset", r.dataset), "model": self._d("model", r.model),
-                 "strategy": self._d("strategy", r.strategy), "seed": int(r.seed), "variant": r.variant,
+                 "strategy": self._d("strategy", r.strategy), "seed": int(r.seed),
+                 "variant": " ".join(x for x in (r.variant, r.protocol, r.axes) if x),
                  "value": fmt_cell(r.value, r.ci_lower, r.ci_upper), "input": r.input_size, "params": r.params,
                  "run": r.run} for r in own.itertuples()]
         if rows:
             table = records_table(
                 "runs", f"Finished runs ({self.metric})", "Runs", rows,
-                {"dataset": "Dataset", "model": "Model", "strategy": "Strategy", "seed": "Seed", "variant": "Variant",
+                {"dataset": "Dataset", "model": "Model", "strategy": "Strategy", "seed": "Seed", "variant": "Settings",
                  "value": self.metric, "input": "Input size", "params": "Backbone params", "run": "Run directory"},
                 data=own.drop(columns=["metric"]).reset_index(drop=True), label_columns=3)
             table.frame["Input size"] = [fmt(v, 0) for v in own["input_size"]]
-            table.frame["Backbone params"] = [fmt(v / 1e6, 1) + "M" if v == v else "—" for v in own["params"]]
+            table.frame["Backbone params"] = [fmt_count(v) for v in own["params"]]
             table.extra["run_ids"] = list(own["run"])
             self.tables.append(table)
         problems = self.results.problems
@@ -409,6 +477,7 @@ class _Builder:
         self.doc["problems"] = [vars(p) for p in problems]
 
     def ablations(self) -> None:
+        """Metric vs adapter rank and vs input size; a line joins only runs that differ in the plotted axis."""
         runs = self.cells[self.cells["source"] == RUNS]
         if runs.empty:
             return
@@ -418,6 +487,10 @@ class _Builder:
                   lambda path: plots.input_size_plot(runs, self.catalog, self.metric, path))
 
     def build(self) -> Report:
+        if self.results.shared:
+            self.notes.append("Settings every run shares (left out of the labels): " + "; ".join(
+                f"{kind}: {text}" for kind, text in sorted(self.results.shared.items())) + ".")
+        self.doc["shared_settings"] = self.results.shared
         for source in self.results.sources():
             self.source(source)
         self.comparison()

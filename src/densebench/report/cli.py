@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples for --paired (default 1000)")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the --paired resamples (default 0)")
     p.add_argument("--no-plots", action="store_true", help="skip the figures (faster; the HTML then has none)")
+    p.add_argument("--self-contained", action="store_true",
+                   help="embed figures and gallery panels in report.html (one file to send; larger) instead of "
+                        "writing them beside it in plots/ and gallery/")
     p.add_argument("--flops-size", type=int, default=None, metavar="N",
                    help="also plot the metric against backbone forward FLOPs for an NxN image (counted on the meta "
                         "device from the model configs, about a second per model; e.g. 224)")
@@ -105,15 +108,15 @@ def main(argv: list[str]) -> int:
     if "tex" in formats:
         written.append(render.write_tex(report, out))
     if "html" in formats:
-        written.append(html.write_html(report, out))
+        written.append(html.write_html(report, out, catalog, self_contained=args.self_contained))
     console = Console(soft_wrap=True)
-    counts = report.document.get("counts", {})
-    summary = " and ".join(f"{c['results']} {s} results" if s == "published" else f"{c['results']} runs"
-                           for s, c in counts.items())
+    values = results.values
+    summary = " and ".join(f"{values.loc[values['source'] == s, 'run'].nunique()} {s} results" if s == "published"
+                           else f"{values.loc[values['source'] == s, 'run'].nunique()} runs" for s in results.sources())
     console.print(f"report of {summary or 'no results'}: {len(report.tables)} tables, {len(report.plots)} plots "
                   f"in {time.perf_counter() - start:.1f} s", highlight=False)
     for note in report.notes:
-        console.print(f"  note: {note}", highlight=False)
+        console.print(f"  note: {note}", highlight=False, markup=False)
     for path in written:
         console.print(f"  wrote {path}", highlight=False)
     return 0

@@ -2,21 +2,25 @@
 
 Runs write `gallery/index.json` and JPEG panels into their run directory (analysis/gallery.py); the
 choice of images depends only on the test keys and a fixed seed, so runs of one dataset share images.
-Each panel is embedded once, as a data URI in the side-by-side section (keeping report.html one
-self-contained file); a run's drill-down shows the same images by reference (a few lines of JS copy
-the source), so galleries do not double the file size.
+Each panel is written once: copied beside report.html (`gallery/`, the default: a 70-run report stays
+a few MB) or, for one self-contained file, embedded as a data URI. A run's drill-down shows the same
+images by reference (a few lines of JS copy the source), so galleries do not double the file size.
+Captions use display names; a row of many runs wraps instead of running off the page.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import shutil
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from densebench.report.names import Catalog
+
 GALLERY_CSS = """
-.gallery{display:flex;gap:8px;align-items:flex-start;margin:6px 0;overflow-x:auto}
+.gallery{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start;margin:6px 0}
 .gallery figure{margin:0;flex:none}.gallery img{width:200px;border:1px solid var(--line)}
 .gallery figcaption{font-size:11px;width:200px}
 .legend span{display:inline-block;margin-right:10px}.legend i{display:inline-block;width:11px;height:11px;
@@ -57,7 +61,11 @@ def _dice(entry: dict[str, Any]) -> str:
 class Galleries:
     """The galleries of all runs: `section` (side by side per dataset) and `for_run` (one run's drill-down)."""
 
-    def __init__(self, details: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, details: dict[str, dict[str, Any]], catalog: Catalog | None = None,
+                 assets: Path | None = None) -> None:
+        """`assets`: folder beside report.html to copy panels into (None: embed them as data URIs)."""
+        self.catalog = catalog or Catalog()
+        self.assets = assets
         self.ids: dict[tuple[str, ...], str] = {}  # (dataset, key, panel) or (run_dir, key, "pred") -> img id
         self.runs: dict[str, tuple[str, Path, dict[str, Any]]] = {}  # run_dir -> (dataset, folder, index)
         for run_dir, doc in sorted(details.items()):
@@ -68,13 +76,19 @@ class Galleries:
         self.section = self._section()
 
     def _img(self, ref: tuple[str, ...], path: Path, alt: str) -> str:
-        """The panel embedded (first use) under a new id; None of the bytes are repeated later."""
+        """The panel, copied beside the report or embedded (first use), under a new id; never repeated."""
+        ident = f"g{len(self.ids)}"
         try:
-            data = base64.b64encode(path.read_bytes()).decode()
+            if self.assets is None:
+                src = "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode()
+            else:
+                self.assets.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, self.assets / f"{ident}{path.suffix}")
+                src = f"{self.assets.name}/{ident}{path.suffix}"
         except OSError:
             return f"<em>missing: {escape(path.name)}</em>"
-        self.ids[ref] = f"g{len(self.ids)}"
-        return f'<img id="{self.ids[ref]}" alt="{escape(alt)}" src="data:image/jpeg;base64,{data}">'
+        self.ids[ref] = ident
+        return f'<img id="{ident}" alt="{escape(alt)}" loading="lazy" src="{escape(src)}">'
 
     def _ref(self, ref: tuple[str, ...], alt: str) -> str:
         if ref not in self.ids:
@@ -83,7 +97,8 @@ class Galleries:
 
     def _label(self, run_dir: str) -> str:
         run = self.details[run_dir].get("run", {})
-        return f"{run.get('model')} · {run.get('adapter')} · seed {run.get('seed')}"
+        return (f"{self.catalog.display('model', str(run.get('model')))} · "
+                f"{self.catalog.display('strategy', str(run.get('adapter')))} · seed {run.get('seed')}")
 
     def _section(self) -> str:
         """Per dataset and gallery image: the image and ground truth once, then every run's prediction."""
@@ -91,7 +106,7 @@ class Galleries:
         parts = []
         for dataset in datasets:
             runs = [(r, folder, index) for r, (d, folder, index) in self.runs.items() if d == dataset]
-            parts.append(f"<h3>{escape(dataset)}</h3>{legend(runs[0][2])}")
+            parts.append(f"<h3>{escape(self.catalog.display('dataset', dataset))}</h3>{legend(runs[0][2])}")
             keys = list(dict.fromkeys(e["key"] for _, _, index in runs for e in index.get("images", [])))
             for key in keys:
                 cells = []

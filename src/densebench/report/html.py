@@ -1,6 +1,9 @@
-"""report.html: one self-contained file (inline CSS and JS, plots embedded as data URIs) that works offline
-from a file:// URL. Tables sort by clicking a header (numbers by value, missing last) and filter by text;
-every run of the user's own has a drill-down with all metrics, per-class scores and its resolved config.
+"""report.html: inline CSS and JS, works offline from a file:// URL. Figures and gallery panels are files
+beside it (`plots/`, `gallery/`; each figure a thumbnail linking to the full image), which keeps a 70-run
+report a few MB; `self_contained` embeds them as data URIs instead, for one file to mail. Tables sort by
+clicking a header (numbers by value, missing last), filter by text and wrap instead of scrolling
+sideways; every run of the user's own has a drill-down with all metrics, per-class scores and its
+resolved config, titled with display names.
 """
 
 from __future__ import annotations
@@ -8,12 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import math
+import shutil
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from densebench.report import gallery
 from densebench.report.build import Report
+from densebench.report.names import Catalog
 from densebench.report.tables import Table, fmt
 
 CSS = """
@@ -24,16 +29,19 @@ nav{position:sticky;top:0;background:#fff;border-bottom:1px solid var(--line);pa
 display:flex;flex-wrap:wrap;gap:4px 14px}nav a{color:var(--accent);text-decoration:none}
 main{padding:8px 24px 40px}h2{font-size:17px;margin:28px 0 8px;border-bottom:2px solid var(--line)}
 h3{font-size:14px;margin:18px 0 4px}.note{color:var(--muted);margin:2px 0 6px}
-.wrap{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:4px 0 10px;font-variant-numeric:tabular-nums}
-th,td{border:1px solid var(--line);padding:3px 7px;white-space:nowrap}td.num{text-align:right}
+.wrap{max-width:100%}table{border-collapse:collapse;margin:4px 0 10px;font-variant-numeric:tabular-nums;max-width:100%}
+th,td{border:1px solid var(--line);padding:3px 7px;overflow-wrap:anywhere}td.num{text-align:right}
+td .ci{display:block;color:var(--muted);font-size:11px;white-space:nowrap}td.num{white-space:nowrap}
+th{overflow-wrap:normal;word-break:normal;hyphens:auto}
 th{background:var(--head);cursor:pointer;user-select:none;position:relative;padding-right:16px}
 th[aria-sort=ascending]::after{content:"\\25B2";position:absolute;right:3px;font-size:9px}
 th[aria-sort=descending]::after{content:"\\25BC";position:absolute;right:3px;font-size:9px}
 td.best{background:var(--best);font-weight:600}tfoot td{background:#fafbfc;font-style:italic}
 input.filter{margin:2px 0;padding:3px 6px;border:1px solid var(--line);border-radius:3px;width:260px}
-figure{margin:10px 0 18px}figure img{max-width:100%;border:1px solid var(--line)}figcaption{color:var(--muted)}
+figure{margin:10px 0 18px}figure img{max-width:100%;max-height:720px;border:1px solid var(--line)}figcaption{color:var(--muted)}
 details.run{border:1px solid var(--line);border-radius:4px;margin:6px 0;padding:4px 8px}
-details.run[open]{background:#fbfcfd}summary{cursor:pointer}pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px}
+details.run[open]{background:#fbfcfd}summary{cursor:pointer;overflow-wrap:anywhere}
+pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px;white-space:pre-wrap;overflow-wrap:anywhere}
 ul.notes li{margin:2px 0}
 """
 
@@ -106,6 +114,14 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
 
 
+def _cell_text(text: str) -> str:
+    """`0.8500 [0.830, 0.870]` as the value with its CI on a second, smaller line (narrow columns)."""
+    value, sep, ci = text.partition(" [")
+    if sep and ci.endswith("]") and value.replace(".", "", 1).lstrip("-").isdigit():
+        return f'{escape(value)}<span class="ci">[{escape(ci)}</span>'
+    return escape(text)
+
+
 def table_html(table: Table, run_anchor: dict[str, str] | None = None) -> str:
     tid = f"t-{_slug(table.name)}"
     head = "".join(f"<th scope=col>{escape(str(c))}</th>" for c in table.frame.columns)
@@ -126,7 +142,7 @@ def table_html(table: Table, run_anchor: dict[str, str] | None = None) -> str:
             hint = "" if table.hints is None else str(table.hints.iat[i, j])
             if hint:
                 attrs += f' title="{escape(hint)}"'
-            cells.append(f"<td{attrs}>{escape(text)}</td>")
+            cells.append(f"<td{attrs}>{_cell_text(text)}</td>")
         if run_ids and run_anchor:
             anchor = run_anchor.get(run_ids[i], "")
             cells.append(f'<td><a href="#{anchor}">details</a></td>' if anchor else "<td></td>")
@@ -154,9 +170,10 @@ def _small_table(header: list[str], rows: list[list[Any]]) -> str:
     return f'<div class="wrap"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
-def run_details(anchor: str, doc: dict[str, Any], gallery_html: str = "") -> str:
+def run_details(anchor: str, doc: dict[str, Any], gallery_html: str = "", catalog: Catalog | None = None) -> str:
     """One run's drill-down: summary metrics, per-class scores, instance metrics, facts and resolved config."""
     run, test = doc.get("run", {}), doc.get("test", {})
+    catalog = catalog or Catalog()
     point = test.get("metrics") or {}
     boot = (test.get("bootstrap") or {}).get("metrics") or {}
     summary = [[k, point.get(k), (boot.get(k) or {}).get("mean"), (boot.get(k) or {}).get("ci_lower"),
@@ -175,16 +192,34 @@ def run_details(anchor: str, doc: dict[str, Any], gallery_html: str = "") -> str
     facts = {k: doc.get(k) for k in ("model", "data", "val", "timing", "memory", "device", "code") if doc.get(k)}
     parts += ["<details><summary>Model, data, timing, device</summary>", f"<pre>{escape(json.dumps(facts, indent=1))}</pre></details>",
               "<details><summary>Resolved config</summary>", f"<pre>{escape(json.dumps(doc.get('config', {}), indent=1))}</pre></details>"]
-    title = (f"{run.get('dataset')} · {run.get('model')} · {run.get('adapter')} · seed {run.get('seed')}"
-             f" — {run.get('run_dir', '')}")
+    title = (f"{catalog.display('dataset', str(run.get('dataset')))} · {catalog.display('model', str(run.get('model')))}"
+             f" · {catalog.display('strategy', str(run.get('adapter')))} · seed {run.get('seed')} — {run.get('run_dir', '')}")
     return f'<details class="run" id="{anchor}"><summary>{escape(title)}</summary>{"".join(parts)}</details>'
 
 
-def write_html(report: Report, out: Path) -> Path:
+def _figure_html(plot: Any, self_contained: bool) -> str:
+    """A figure: embedded, or a thumbnail (the PNG scaled by the browser) linking to the full PNG and SVG."""
+    note = f"<br>{escape(plot.note)}" if plot.note else ""
+    rel = f"plots/{plot.name}"
+    if self_contained:
+        img = f'<img alt="{escape(plot.title)}" src="data:image/png;base64,{base64.b64encode(plot.path.read_bytes()).decode()}">'
+        links = ""
+    else:
+        img = f'<a href="{escape(rel)}.png"><img alt="{escape(plot.title)}" loading="lazy" src="{escape(rel)}.png"></a>'
+        links = f' (<a href="{escape(rel)}.png">PNG</a>, <a href="{escape(rel)}.svg">SVG</a>)'
+    return f'<figure id="p-{_slug(plot.name)}">{img}<figcaption>{escape(plot.title)}{links}{note}</figcaption></figure>'
+
+
+def write_html(report: Report, out: Path, catalog: Catalog | None = None, self_contained: bool = False) -> Path:
+    """report.html; figures and gallery panels beside it (`plots/`, `gallery/`) or, with `self_contained`, inside it."""
     doc = report.document
+    catalog = catalog or Catalog()
     anchors = {run_id: f"run-{i}" for i, run_id in enumerate(sorted(report.results.details))}
     sections = list(dict.fromkeys([*(t.section for t in report.tables), *(p.section for p in report.plots)]))
-    galleries = gallery.Galleries(report.results.details)
+    assets = None if self_contained else out / "gallery"
+    if assets is not None and assets.is_dir():
+        shutil.rmtree(assets)  # panels of an earlier report in this folder
+    galleries = gallery.Galleries(report.results.details, catalog, assets)
     if galleries.section:
         sections.append("Galleries")
     nav = "".join(f'<a href="#s-{_slug(s)}">{escape(s)}</a>' for s in sections)
@@ -194,17 +229,13 @@ def write_html(report: Report, out: Path) -> Path:
     for section in sections:
         body.append(f'<h2 id="s-{_slug(section)}">{escape(section)}</h2>')
         body += [table_html(t, anchors) for t in report.tables if t.section == section]
-        for plot in (p for p in report.plots if p.section == section):
-            data = base64.b64encode(plot.path.read_bytes()).decode()
-            note = f"<br>{escape(plot.note)}" if plot.note else ""
-            body.append(f'<figure id="p-{_slug(plot.name)}"><img alt="{escape(plot.title)}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{escape(plot.title)}{note}</figcaption></figure>")
+        body += [_figure_html(plot, self_contained) for plot in report.plots if plot.section == section]
         if section == "Galleries":
             body.append('<p class="note">The same seeded test images for every run of a dataset: image, ground truth, '
                         "then each run's prediction.</p>" + galleries.section)
         if section == "Runs" and report.results.details:
             body.append("<h3>Run details</h3>")
-            body += [run_details(anchors[run_id], d, galleries.for_run(run_id))
+            body += [run_details(anchors[run_id], d, galleries.for_run(run_id), catalog)
                      for run_id, d in sorted(report.results.details.items())]
     sources = ", ".join(f"{s}: {doc['counts'][s]['results']} results" for s in doc["sources"] if s in doc.get("counts", {}))
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'

@@ -17,14 +17,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from densebench.runs.rundir import semantic_overrides
+from densebench.report.identity import Defaults, Identity, identify, label
 from densebench.errors import DenseBenchError
 from densebench.report.names import Catalog
 
 RUNS, PUBLISHED = "runs", "published"
 RUN_DIR_NAME = re.compile(r"^seed(?P<seed>\d+)(?:-(?P<digest>[0-9a-f]{8}))?$")
-KEY_COLUMNS = ["source", "dataset", "model", "strategy", "variant"]
-VALUE_COLUMNS = ["run", *KEY_COLUMNS, "seed", "metric", "value", "point", "ci_lower", "ci_upper",
+KEY_COLUMNS = ["source", "dataset", "model", "strategy", "variant", "protocol", "axes"]
+# value: the run's point estimate (what `densebench run` printed); published rows: the paper's bootstrap mean
+VALUE_COLUMNS = ["run", *KEY_COLUMNS, "seed", "metric", "value", "point", "boot_mean", "ci_lower", "ci_upper",
                  "input_size", "adapter_rank", "params"]
 PER_CLASS_COLUMNS = ["run", *KEY_COLUMNS, "seed", "input_size", "adapter_rank", "params", "class", "class_index",
                      "measure", "value"]
@@ -50,6 +51,7 @@ class Results:
     instance: pd.DataFrame  # like values, for instance metrics (test.instance)
     problems: list[Problem] = field(default_factory=list)
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> metrics.json document
+    shared: dict[str, str] = field(default_factory=dict)  # kind -> settings every run shares (left out of labels)
 
     def sources(self) -> list[str]:
         return [s for s in (PUBLISHED, RUNS) if s in set(self.values["source"])]
@@ -62,7 +64,7 @@ class Results:
     def with_values(self, rows: pd.DataFrame) -> Results:
         """These results plus more value rows (e.g. published ones)."""
         values = rows if self.values.empty else pd.concat([self.values, rows], ignore_index=True)
-        return Results(values, self.per_class, self.instance, self.problems, self.details)
+        return Results(values, self.per_class, self.instance, self.problems, self.details, self.shared)
 
 
 def _num(value: Any) -> float:
@@ -73,7 +75,8 @@ def _num(value: Any) -> float:
 
 
 def _instance_metrics(block: Any) -> dict[str, tuple[float, float, float]]:
-    """{metric: (value, ci_lower, ci_upper)} from a `test.instance` block.
+    """{metric: (point estimate, ci_lower, ci_upper)} from a `test.instance` block (the bootstrap mean
+    where a metric has no point estimate).
 
     Reads the layout of the semantic metrics ({metrics: {k: v}, bootstrap: {metrics: {k: {mean, ...}}}})
     and also a flat one ({k: v} or {k: {mean, ci_lower, ci_upper}}), where integers (counts such as
@@ -90,7 +93,7 @@ def _instance_metrics(block: Any) -> dict[str, tuple[float, float, float]]:
     out = {}
     for key in dict.fromkeys([*point, *boot]):
         b = boot.get(key) or {}
-        value = _num(b["mean"]) if "mean" in b else _num(point.get(key))
+        value = _num(point[key]) if key in point else _num(b.get("mean"))
         out[key] = (value, _num(b.get("ci_lower")), _num(b.get("ci_upper")))
     return out
 
@@ -172,12 +175,28 @@ def find_runs(dirs: list[Path], exclude: Path | None = None) -> tuple[list[tuple
     return sorted(finished.items()), sorted(problems.values(), key=lambda p: (p.dataset, p.model, p.strategy, p.run_dir))
 
 
-def load_runs(dirs: list[Path], catalog: Catalog, exclude: Path | None = None) -> Results:
-    """Every finished run under `dirs` as rows; display names and published keys recorded in runs are learned."""
+def _shared(identities: list[Identity], kind: str) -> frozenset[tuple[str, Any]]:
+    sets = [i.settings[kind] for i in identities]
+    return frozenset.intersection(*sets) if sets else frozenset()
+
+
+def load_runs(dirs: list[Path], catalog: Catalog, exclude: Path | None = None, defaults: Defaults | None = None) -> Results:
+    """Every finished run under `dirs` as rows; display names and published keys recorded in runs are learned.
+
+    Each row carries what the run is about (identity.py): `variant` (model-entry settings), the dataset
+    with its own settings (`glas [dataset.min_side=96]` where runs of one dataset differ in them),
+    `protocol` and ablation `axes`. Settings every run shares (per dataset for dataset settings) tell no
+    runs apart and are left out of these labels; `Results.shared` names them.
+    """
     finished, problems = find_runs(dirs, exclude)
-    semantic = {run_dir: frozenset(semantic_overrides(list(doc["run"].get("overrides") or []))) for run_dir, doc in finished}
-    # Overrides every run shares (e.g. a smoke sweep's train.epochs=2) tell no runs apart: leave them out.
-    common = frozenset.intersection(*semantic.values()) if semantic else frozenset()
+    defaults = defaults or Defaults()
+    ids = {run_dir: identify(doc, defaults) for run_dir, doc in finished}
+    everyone = list(ids.values())
+    shared = {kind: _shared(everyone, kind) for kind in ("model", "protocol", "axis")}
+    by_dataset: dict[str, list[Identity]] = {}
+    for run_dir, doc in finished:
+        by_dataset.setdefault(str(doc["run"]["dataset"]), []).append(ids[run_dir])
+    dataset_shared = {d: _shared(group, "dataset") for d, group in by_dataset.items()}
     rows, class_rows, instance_rows, details = [], [], [], {}
     for run_dir, doc in finished:
         run, test = doc["run"], doc["test"]
@@ -190,9 +209,14 @@ def load_runs(dirs: list[Path], catalog: Catalog, exclude: Path | None = None) -
             block = cfg.get(group) if isinstance(cfg.get(group), dict) else {}
             catalog.learn(kind, run[group], block.get("display_name"), block.get("published_key"))
         adapter_cfg = cfg.get("adapter") if isinstance(cfg.get("adapter"), dict) else {}
+        identity = ids[run_dir]
+        dataset_settings = identity.label("dataset", dataset_shared[str(run["dataset"])])
         base = {
-            "run": run_id, "source": RUNS, "dataset": str(run["dataset"]), "model": str(run["model"]),
-            "strategy": str(run["adapter"]), "variant": " ".join(sorted(semantic[run_dir] - common)),
+            "run": run_id, "source": RUNS,
+            "dataset": str(run["dataset"]) + (f" [{dataset_settings}]" if dataset_settings else ""),
+            "model": str(run["model"]), "strategy": str(run["adapter"]),
+            "variant": identity.label("model", shared["model"]), "protocol": identity.label("protocol", shared["protocol"]),
+            "axes": identity.label("axis", shared["axis"]),
             "seed": int(run.get("seed") or 0), "input_size": _num(model_block.get("input_size")),
             "adapter_rank": _num(adapter_cfg.get("rank")),
             "params": _num((model_block.get("params") or {}).get("backbone_total")),
@@ -201,19 +225,25 @@ def load_runs(dirs: list[Path], catalog: Catalog, exclude: Path | None = None) -
         boot = (test.get("bootstrap") or {}).get("metrics") or {}
         for key in dict.fromkeys([*point, *boot]):
             b = boot.get(key) or {}
-            rows.append({**base, "metric": key, "value": _num(b["mean"]) if "mean" in b else _num(point.get(key)),
-                         "point": _num(point.get(key)), "ci_lower": _num(b.get("ci_lower")), "ci_upper": _num(b.get("ci_upper"))})
+            value = _num(point[key]) if key in point else _num(b.get("mean"))
+            rows.append({**base, "metric": key, "value": value, "point": _num(point.get(key)),
+                         "boot_mean": _num(b.get("mean")), "ci_lower": _num(b.get("ci_lower")),
+                         "ci_upper": _num(b.get("ci_upper"))})
         for index, (name, scores) in enumerate((test.get("per_class") or {}).items()):
             for measure, value in (scores or {}).items():
                 class_rows.append({**base, "class": str(name), "class_index": index, "measure": measure, "value": _num(value)})
         for key, (value, lo, hi) in _instance_metrics(test.get("instance")).items():
-            instance_rows.append({**base, "metric": key, "value": value, "point": value, "ci_lower": lo, "ci_upper": hi})
+            instance_rows.append({**base, "metric": key, "value": value, "point": value, "boot_mean": math.nan,
+                                  "ci_lower": lo, "ci_upper": hi})
+    shared_labels = {k: label(v) for k, v in shared.items() if v}
+    shared_labels.update({f"dataset {d}": label(v) for d, v in dataset_shared.items() if v})
     return Results(
         values=pd.DataFrame(rows, columns=VALUE_COLUMNS),
         per_class=pd.DataFrame(class_rows, columns=PER_CLASS_COLUMNS),
         instance=pd.DataFrame(instance_rows, columns=VALUE_COLUMNS),
         problems=problems,
         details=details,
+        shared=shared_labels,
     )
 
 
@@ -249,11 +279,12 @@ def load_published(folder: Path, catalog: Catalog) -> pd.DataFrame:
                     raise _shape_error(path, f"'{dataset_key}/{model_key}'")
                 model = catalog.from_published("model", model_key)
                 base = {"run": f"{PUBLISHED}/{path.stem}/{dataset_key}/{model_key}", "source": PUBLISHED,
-                        "dataset": dataset, "model": model, "strategy": strategy, "variant": "", "seed": math.nan,
+                        "dataset": dataset, "model": model, "strategy": strategy, "variant": "", "protocol": "", "axes": "", "seed": math.nan,
                         "input_size": math.nan, "adapter_rank": math.nan, "params": catalog.published_params(model) or math.nan}
                 for metric, stats in metrics.items():
                     if not isinstance(stats, dict) or "mean" not in stats:
                         raise _shape_error(path, f"'{dataset_key}/{model_key}/{metric}'")
                     rows.append({**base, "metric": metric, "value": _num(stats["mean"]), "point": math.nan,
+                                 "boot_mean": _num(stats["mean"]),
                                  "ci_lower": _num(stats.get("ci_lower")), "ci_upper": _num(stats.get("ci_upper"))})
     return pd.DataFrame(rows, columns=VALUE_COLUMNS)

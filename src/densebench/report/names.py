@@ -9,7 +9,9 @@ it is, so a report of published results works before every config exists.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ PAPER_CATEGORIES = {
 CATEGORY_ORDER = ("Nuclear", "Gland", "Tissue")
 _LEVEL_WORDS = {"nucle": "Nuclear", "gland": "Gland", "tissue": "Tissue"}
 _SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
+# Colours of strategies no adapter config places (report_color): grey tones, distinct from the configs' colours.
+_OTHER_COLOURS = ("#555555", "#999999", "#332288", "#882255", "#117733")
 
 
 def _config_entry(path: Path, group: str) -> dict[str, Any]:
@@ -81,6 +85,7 @@ class Catalog:
 
     def _entry(self, kind: str, name: str) -> dict[str, Any]:
         """The config's fields, completed by what runs recorded about a name no config describes."""
+        name = split_settings(name)[0]
         return self.configs.get(kind, {}).get(name) or self.learned.get((kind, name), {})
 
     def learn(self, kind: str, name: str, display: str | None, published_key: str | None) -> None:
@@ -106,7 +111,27 @@ class Catalog:
         return str(self._entry(kind, name).get("published_key") or name)
 
     def display(self, kind: str, name: str) -> str:
-        return str(self._entry(kind, name).get("display_name") or name)
+        """The display name; a dataset with its own settings (`glas [dataset.min_side=96]`) keeps them."""
+        base, settings = split_settings(name)
+        shown = str(self._entry(kind, base).get("display_name") or base)
+        return f"{shown} [{settings}]" if settings else shown
+
+    def strategy_order(self, strategies: Iterable[str]) -> list[str]:
+        """Strategies in the one order every table and figure uses: the adapter configs' `report_order`
+        (frozen, LoRA, DoRA, CNN adapter, Transformer adapter, full), then others by display name."""
+        def key(s: str) -> tuple[float, str]:
+            order = self._entry("strategy", s).get("report_order")
+            return (float(order) if isinstance(order, (int, float)) else math.inf, self.display("strategy", s).lower())
+        return sorted(dict.fromkeys(strategies), key=key)
+
+    def strategy_color(self, strategy: str) -> str:
+        """The strategy's one colour in every figure (`report_color` of its adapter config)."""
+        colour = self._entry("strategy", strategy).get("report_color")
+        if colour:
+            return str(colour)
+        others = sorted(s for s in self.configs.get("strategy", {}) if not self.configs["strategy"][s].get("report_color"))
+        index = others.index(strategy) if strategy in others else sum(map(ord, strategy))
+        return _OTHER_COLOURS[index % len(_OTHER_COLOURS)]
 
     def published_params(self, model: str) -> float | None:
         return parse_count(self._entry("model", model).get("published_params"))
@@ -122,6 +147,12 @@ class Catalog:
             if word in level:
                 return category
         return level.capitalize() if level else "Other"
+
+
+def split_settings(name: str) -> tuple[str, str]:
+    """`glas [dataset.min_side=96]` → ("glas", "dataset.min_side=96"); a plain name → (name, "")."""
+    base, sep, rest = name.partition(" [")
+    return (base, rest[:-1]) if sep and rest.endswith("]") else (name, "")
 
 
 def category_sort_key(category: str) -> tuple[int, str]:

@@ -37,6 +37,16 @@ def fmt(value: float, digits: int = 4) -> str:
     return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def fmt_count(value: float) -> str:
+    """A parameter count in readable units: 86.6M, 1.13B (— when unknown)."""
+    if value is None or math.isnan(value):
+        return MISSING
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:g}"
+
+
 def fmt_cell(value: float, lo: float = math.nan, hi: float = math.nan, std: float = math.nan, n: int = 1) -> str:
     """`0.6590 [0.612, 0.703]` for one run (bootstrap CI), `0.6590 ± 0.0100 (n=3)` for several seeds."""
     if value is None or math.isnan(value):

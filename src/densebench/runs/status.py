@@ -1,9 +1,10 @@
 """`densebench status [RUNS_DIR]`: the state of every cell of the sweeps launched into an output directory.
 
 The expected cells come from the manifests the sweeper writes at launch (`<sweep dir>/cells.json`,
-engine/cells.py), so cells that never started show up as missing. RUNS_DIR is an output root
-(every sweep under its `multirun/`) or one sweep directory. Rows are dataset · model, columns
-adapter plus whatever else tells the cells apart (seed, overrides such as `finetune=lora_r4`).
+engine/cells.py), so cells that never started show up as missing; run directories outside any sweep
+(single runs) are shown too. RUNS_DIR is an output root (every sweep under its `multirun/`) or one
+sweep directory. One table per group of settings that tells cells apart (e.g. `finetune=lora_r4`):
+rows dataset · model, a column per adapter, one mark per seed, so it reads in 80 columns.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -34,11 +36,24 @@ def expected_cells(root: Path) -> list[Cell]:
     return list(seen.values())
 
 
-def discovered_cells(root: Path) -> list[Cell]:
-    """Run directories found under `root` (no manifest: single runs), from their saved config.yaml.
+def _recorded_overrides(run_dir: Path) -> tuple[str, ...] | None:
+    """The overrides a run recorded (metrics.json `run.overrides`, else error.json `overrides`)."""
+    for name, pick in (("metrics.json", lambda d: (d.get("run") or {}).get("overrides")),
+                       ("error.json", lambda d: d.get("overrides"))):
+        try:
+            found = pick(read_json(run_dir / name))
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(found, list):
+            return tuple(str(o) for o in found)
+    return None
 
-    Without a manifest nothing is known to be missing; variants of one cell are told apart by
-    their run-directory name (seed and override digest).
+
+def discovered_cells(root: Path) -> list[Cell]:
+    """Run directories found under `root` from their saved config.yaml: single runs, and sweeps' runs.
+
+    Without a manifest nothing is known to be missing; the settings of a run come from the overrides it
+    recorded, else from its run-directory name (seed and override digest).
     """
     from omegaconf import OmegaConf
 
@@ -48,22 +63,26 @@ def discovered_cells(root: Path) -> list[Cell]:
             continue
         cfg = OmegaConf.load(saved)
         try:
-            cells.append(Cell((f"run={saved.parent.name}",), saved.parent, str(cfg.dataset.name),
-                              str(cfg.model.name), str(cfg.adapter.name), int(cfg.seed)))
+            overrides = _recorded_overrides(saved.parent) or (f"run={saved.parent.name}",)
+            cells.append(Cell(overrides, saved.parent, str(cfg.dataset.name), str(cfg.model.name),
+                              str(cfg.adapter.name), int(cfg.seed)))
         except Exception:  # not a DenseBench run directory
             continue
     return cells
 
 
-def column_labels(cells: list[Cell]) -> list[str]:
-    """Adapter, plus the seed and overrides that vary between cells (those shared by all say nothing)."""
+def all_cells(root: Path) -> list[Cell]:
+    """The sweeps' cells (missing ones included) and every other run directory under `root` (single runs)."""
+    cells = expected_cells(root)
+    known = {c.run_dir.resolve() for c in cells}
+    return cells + [c for c in discovered_cells(root) if c.run_dir.resolve() not in known]
+
+
+def variant_labels(cells: list[Cell]) -> list[str]:
+    """Per cell the settings, beyond dataset, model, adapter and seed, that tell it apart from the others
+    (those every cell shares say nothing); '' for cells with none."""
     common = set.intersection(*(set(c.semantic) for c in cells)) if cells else set()
-    many_seeds = len({c.seed for c in cells}) > 1
-    labels = []
-    for c in cells:
-        extra = [o for o in c.semantic if o not in common]
-        labels.append(" ".join([c.adapter, *([f"seed{c.seed}"] if many_seeds else []), *extra]))
-    return labels
+    return [" ".join(o for o in c.semantic if o not in common) for c in cells]
 
 
 def error_line(run_dir: Path) -> str:
@@ -75,21 +94,45 @@ def error_line(run_dir: Path) -> str:
     return f"{error.get('type', 'Error')}: {message[0] if message else ''}"
 
 
+def _adapter_order(adapters: set[str]) -> list[str]:
+    """The report's strategy order (adapter configs' report_order), so every view lists strategies alike."""
+    from densebench.config import config_dir
+    from densebench.errors import DenseBenchError
+    from densebench.report.names import Catalog
+
+    try:
+        return Catalog.load(config_dir()).strategy_order(adapters)
+    except DenseBenchError:
+        return sorted(adapters)
+
+
 def render(root: Path, cells: list[Cell], console: Console) -> Counter:
+    """One table per group of settings (what differs between cells): rows dataset · model, a column per
+    adapter, one glyph per seed in each cell; narrow enough for 80 columns, names folded, never cut."""
     states = [state(c.run_dir) for c in cells]
-    labels = column_labels(cells)
-    columns = list(dict.fromkeys(labels))
-    rows: dict[tuple[str, str], dict[str, str]] = {}
-    for cell, label, st in zip(cells, labels, states):
-        rows.setdefault((cell.dataset, cell.model), {})[label] = st
+    labels = variant_labels(cells)
+    seeds = sorted({c.seed for c in cells})
     counts = Counter(states)
-    table = Table(title=f"{root}: {len(cells)} cells", title_justify="left")
-    table.add_column("dataset · model")
-    for col in columns:
-        table.add_column(col, justify="center")
-    for (dataset, model), by_col in rows.items():
-        table.add_row(f"{dataset} · {model}", *(GLYPHS[by_col[c]] if c in by_col else "" for c in columns))
-    console.print(table)
+    console.print(f"{root}: {len(cells)} cells" + (f", seeds {', '.join(map(str, seeds))} (one mark per seed)"
+                                                   if len(seeds) > 1 else ""), highlight=False)
+    for label in dict.fromkeys(sorted(labels)):
+        group = [(c, st) for c, st, lab in zip(cells, states, labels) if lab == label]
+        adapters = _adapter_order({c.adapter for c, _ in group})
+        marks: dict[tuple[str, str], dict[str, dict[int, str]]] = {}
+        for c, st in group:
+            marks.setdefault((c.dataset, c.model), {}).setdefault(c.adapter, {})[c.seed] = st
+        title = label or ("the shared settings" if any(labels) else "")
+        table = Table(title=title or None, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("dataset · model", overflow="fold", ratio=3, min_width=12)
+        for adapter in adapters:
+            table.add_column(adapter, justify="center", overflow="fold", ratio=1, min_width=3)
+        for (dataset, model), by_adapter in marks.items():
+            row = []
+            for adapter in adapters:
+                per_seed = by_adapter.get(adapter, {})
+                row.append("".join(GLYPHS[per_seed[s]] if s in per_seed else " " for s in seeds).rstrip() if per_seed else "")
+            table.add_row(f"{dataset} · {model}", *row)
+        console.print(table)
     console.print("  ".join(f"[{STYLES[s]}]{GLYPHS[s]} {s} {counts[s]}[/]" for s in STATES))
     failed = [c for c, s in zip(cells, states) if s == "failed"]
     if failed:
@@ -117,7 +160,7 @@ def main(argv: list[str]) -> int:
     root: Path = args.runs_dir
     if not root.is_dir():
         raise DenseBenchError(f"{root} is not a directory; pass the output_dir your sweeps wrote to")
-    cells = expected_cells(root) or discovered_cells(root)
+    cells = all_cells(root)
     if not cells:
         raise DenseBenchError(
             f"no runs under {root}: neither a sweep manifest (multirun/*/cells.json) nor run directories "

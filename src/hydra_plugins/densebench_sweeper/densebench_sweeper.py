@@ -7,6 +7,9 @@ run by another live process. Such cells are not launched at all, so rerunning a 
 on SLURM submits only the missing, failed and interrupted cells (`force=true` launches all). The
 launcher (basic, joblib, submitit) is unchanged; the run itself still checks and locks its directory.
 With submitit_slurm, SLURM is first asked whether it could run the jobs at all (slurm.py).
+
+When every cell has run, the sweep ends with a summary (done, skipped, failed with each one-line error)
+and exits with status 1 if any cell failed, so a script or a cluster job can tell.
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ class DenseBenchSweeper(BasicSweeper):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.cells: list[Any] = []
         self._batch: list[tuple[Any, bool]] = []
+        self.outcomes: list[tuple[Any, str, str]] = []  # (cell, done | skipped | failed, one-line reason)
+
+    def sweep(self, arguments: list[str]) -> Any:
+        """Every cell of the grid, then the summary; exit status 1 when a cell failed."""
+        results = super().sweep(arguments)
+        if summarise(self.outcomes):
+            raise SystemExit(1)
+        return results
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
@@ -109,6 +120,46 @@ class _SkipSettled(Launcher):
             for i, ret in zip(todo, self.inner.launch([job_overrides[i] for i in todo], initial_job_idx)):
                 results[i] = ret
         for i, s in enumerate(states):
+            cell = self.sweeper._batch[i][0]
             if results[i] is None:
                 results[i] = JobReturn(overrides=list(job_overrides[i]), status=JobStatus.COMPLETED, _return_value=s)
+                why = "already finished" if s == "done" else "running in another process"
+                self.sweeper.outcomes.append((cell, "skipped", why))
+            else:
+                self.sweeper.outcomes.append((cell, *outcome(cell.run_dir, results[i])))
         return results  # type: ignore[return-value]
+
+
+def outcome(run_dir: Path, ret: JobReturn) -> tuple[str, str]:
+    """(done | failed, one-line reason) of a launched cell: what its job returned, else its run directory."""
+    from densebench.errors import one_line
+    from densebench.runs.cells import state
+    from densebench.runs.status import error_line
+
+    value = getattr(ret, "_return_value", None)
+    if ret.status == JobStatus.FAILED:
+        return "failed", f"{type(value).__name__}: {one_line(value)}" if isinstance(value, BaseException) else "job failed"
+    if isinstance(value, str) and value.startswith("failed: "):
+        return "failed", value.removeprefix("failed: ")
+    now = state(run_dir)
+    if now == "done":
+        return "done", ""
+    return "failed", error_line(run_dir) if now == "failed" else f"no result ({now})"
+
+
+def summarise(outcomes: list[tuple[Any, str, str]]) -> bool:
+    """Print `sweep: N cells: a done, b skipped, c failed` and a line per failed cell; True if any failed."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    counts = {k: sum(o == k for _, o, _ in outcomes) for k in ("done", "skipped", "failed")}
+    console = Console(soft_wrap=True)
+    style = "red" if counts["failed"] else "green"
+    console.print(f"[{style}]sweep: {len(outcomes)} cells: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "[/]",
+                  highlight=False)
+    for cell, kind, why in outcomes:
+        if kind == "failed":
+            extra = " ".join(cell.semantic)
+            name = f"{cell.dataset} · {cell.model} · {cell.adapter} · seed {cell.seed}" + (f" · {extra}" if extra else "")
+            console.print(f"  [red]failed[/] {escape(name)}: {escape(why)}", highlight=False)
+    return counts["failed"] > 0
