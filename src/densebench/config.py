@@ -134,6 +134,23 @@ def _dotted_keys(tree: Any, prefix: str = "") -> set[str]:
     return out
 
 
+def _near_key(name: str, keys: set[str]) -> str | None:
+    """The existing key `name` most likely meant: its first unknown segment matched against the keys
+    beside it (`trian.epochs` → `train.epochs`, `eval.overlapp` → `eval.overlap`). Matching the whole
+    path would pair any `train.<typo>` with some `train.<key>` through the shared prefix alone."""
+    parts = name.split(".")
+    depth = next(i for i in range(len(parts), -1, -1) if i == 0 or ".".join(parts[:i]) in keys)
+    if depth == len(parts):
+        return None
+    parent = ".".join(parts[:depth])
+    siblings = {k[len(parent) + 1:] if parent else k for k in keys if (k.startswith(parent + ".") if parent else True)}
+    near = did_you_mean(parts[depth], {s for s in siblings if "." not in s})
+    if near is None:
+        return None
+    candidate = ".".join([*parts[:depth], near, *parts[depth + 1:]])
+    return candidate if candidate in keys else None
+
+
 def check_keys(argv: list[str]) -> None:
     """`trian.epochs=1` → "did you mean train.epochs?" instead of Hydra's advice to add `+trian.epochs`
     (which would train with the default in silence); `+trian.epochs=1` too, unless forced with `++`.
@@ -156,7 +173,7 @@ def check_keys(argv: list[str]) -> None:
         name = key.lstrip("+")
         if OmegaConf.select(cfg, name, default=_ABSENT, throw_on_missing=False) is not _ABSENT:
             continue
-        near = did_you_mean(name, keys)
+        near = _near_key(name, keys)
         if near is not None:
             raise ConfigError(f"unknown key '{name}' in '{key}={value}'; did you mean {near}? ({near}={value})"
                               + (" Write ++ to add the new key anyway." if key.startswith("+") else ""))
