@@ -72,5 +72,5 @@ def build_model(cfg: DictConfig, num_classes: int) -> Segmenter:
     )
     model = Segmenter(adapter, decoder)
     branches = [m for m in adapter.children() if m is not adapter.backbone]
-    apply_runtime(model, [decoder, *branches], cfg.get("runtime"))
+    apply_runtime(model, [decoder, *branches], cfg.runtime)
     return model

@@ -91,11 +91,11 @@ def checkpoint_min_tokens(cfg: DictConfig) -> int | None:
     auto exists because recomputation costs a second forward (about +35% step time): below ~1024
     tokens (224² at patch 16) the saved activations are small beside the weights, above it they grow
     with tokens (and attention with tokens²) and dominate memory (issue 9)."""
-    mode = cfg.get("grad_checkpointing", False)
+    mode = cfg.grad_checkpointing
     if mode is True or mode is False:
         return 0 if mode else None
     if mode == "auto":
-        return int(cfg.get("checkpoint_min_tokens", 1024))
+        return int(cfg.checkpoint_min_tokens)
     raise ConfigError(f"adapter.grad_checkpointing={mode}: expected true, false or auto")
 
 

@@ -24,7 +24,7 @@ __all__ = ["BACKBONES", "Backbone", "arch_kwargs", "build_backbone", "pad_to_mul
 def arch_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """The family's constructor kwargs for the configured variant."""
     arch = OmegaConf.to_container(cfg.get("arch") or {}, resolve=True)
-    variant = cfg.get("variant", "full")
+    variant = cfg.variant
     if variant == "tiny":
         arch.update(OmegaConf.to_container(cfg.get("tiny") or {}, resolve=True))
     elif variant != "full":
@@ -41,15 +41,15 @@ def build_backbone(cfg: DictConfig) -> Backbone:
     """
     builder = BACKBONES.get(cfg.family)
     path = None
-    if cfg.get("pretrained", False):  # find the weights before spending time and memory on the architecture
-        if cfg.get("variant", "full") == "tiny" and not cfg.get("weights"):
+    if cfg.pretrained:  # find the weights before spending time and memory on the architecture
+        if cfg.variant == "tiny" and not cfg.weights:
             raise ConfigError(
                 "model.variant=tiny has no published weights; add model.pretrained=false (or model.weights=PATH)"
             )
         path = resolve_weights(cfg)
     backbone = builder(cfg, arch_kwargs(cfg))
     backbone.model_name = str(cfg.name)
-    if cfg.get("layers") is not None:
+    if cfg.layers is not None:
         backbone.layers = list(cfg.layers)
         backbone.selected_blocks(backbone.num_blocks)  # fail on a bad index now, not mid-run
     if path is not None:

@@ -64,7 +64,7 @@ def describe(cfg: DictConfig) -> dict[str, Any]:
         "default_input_size": cfg.get("default_input_size"),
         "fixed_input_size": cfg.get("fixed_input_size"),
         "licence": cfg.get("licence"),
-        "gated": bool(cfg.get("gated", False)),
+        "gated": bool(cfg.gated),
         "hub_repo": (cfg.get("hub") or {}).get("repo_id"),
         "weights_local": None if local is None else {"where": local[0], "path": str(local[1])},
     }

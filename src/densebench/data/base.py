@@ -77,7 +77,7 @@ class SegmentationSource(ABC):
         self.cfg = cfg
         mode = class_mode(cfg)
         self.classes: list[str] = list(cfg.classes)
-        self.ignore_index: int = int(cfg.get("ignore_index", IGNORE_INDEX))
+        self.ignore_index: int = int(cfg.ignore_index)
         # Classes the chosen class mode scores as "not annotated" (e.g. BCSS outside_roi by default).
         ignore = (mode or {}).get("ignore") or []
         self.ignored_classes = [class_id(self.classes, n, "dataset.class_modes.<mode>.ignore") for n in ignore]

@@ -109,7 +109,7 @@ def score(pairs, args: argparse.Namespace) -> tuple[dict, bytes]:
                                 match_iou=args.match_iou, detection_radius=args.detection_radius)
     ids = object_classes(names, chosen, "--object-classes")
     scorer = InstanceScorer(names, ids, settings)
-    for key, pred_path, gt_path in pairs:
+    for _key, pred_path, gt_path in pairs:
         gt_inst, gt_types = read_instances(gt_path)
         if typed and gt_types is None:
             raise DataError(f"{gt_path}: --class-names asks for types, but this file has none (see `--help` for where types go)")

@@ -82,7 +82,7 @@ def task(cfg: DictConfig) -> None:
     except preempt.Preempted as exc:
         print_error(exc)
         preempt.hand_on(exc)
-    if record is not None and cfg.get("progress", "auto") != "none":
+    if record is not None and cfg.progress != "none":
         print_result(record, console)
 
 

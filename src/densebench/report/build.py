@@ -214,7 +214,7 @@ class _Builder:
         """Forward FLOPs per model at `flops_size` (meta device, from the runs' or the catalog's model configs)."""
         if not self.options.flops_size:
             return None
-        from densebench.analysis.flops import flops_by_model
+        from densebench.bench.flops import flops_by_model
 
         models = sorted(set(v.cells.loc[v.cells["variant"] == "", "model"]))
         run_cfgs = {d["run"]["model"]: (d.get("config") or {}).get("model") for d in self.results.details.values()}
