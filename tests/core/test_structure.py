@@ -102,8 +102,9 @@ sys.exit(1 if failed else 0)
 
 def test_every_module_imports_on_its_own():
     env = {**os.environ, "PYTHONPATH": str(SRC), "NO_ALBUMENTATIONS_UPDATE": "1"}
-    proc = subprocess.run([sys.executable, "-c", IMPORT_EACH, *modules()], capture_output=True, text=True,
-                          timeout=600, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_EACH, *modules()], capture_output=True, text=True, timeout=600, env=env
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -113,8 +114,11 @@ def test_every_part_has_a_place_in_the_layers():
 
 def violations(path: Path, here: str) -> list[str]:
     """Imports of `path` (a module of part `here`) that its layer does not allow."""
-    return [f"{path.name} imports {name} ({here} may not import {part_of(name)})" for name in sorted(imports(path))
-            if part_of(name) != here and part_of(name) not in ALLOWED[here]]
+    return [
+        f"{path.name} imports {name} ({here} may not import {part_of(name)})"
+        for name in sorted(imports(path))
+        if part_of(name) != here and part_of(name) not in ALLOWED[here]
+    ]
 
 
 def test_imports_follow_the_layers():
@@ -126,14 +130,19 @@ def test_imports_follow_the_layers():
 
 
 def test_nothing_but_the_entry_point_imports_the_cli():
-    users = [str(p.relative_to(REPO)) for p in sorted(PACKAGE.rglob("*.py"))
-             if "densebench.cli" in imports(p) and p.name != "__main__.py"]
+    users = [
+        str(p.relative_to(REPO))
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if "densebench.cli" in imports(p) and p.name != "__main__.py"
+    ]
     assert users == []
 
 
 def test_an_engine_module_importing_the_report_is_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("import torch\nfrom densebench.engine import ddp\n\ndef f():\n    from densebench.report.plots import save_figure\n")
+    bad.write_text(
+        "import torch\nfrom densebench.engine import ddp\n\ndef f():\n    from densebench.report.plots import save_figure\n"
+    )
     assert violations(bad, "engine") == ["bad.py imports densebench.report.plots (engine may not import report)"]
 
 
@@ -144,6 +153,7 @@ def test_the_import_check_reports_a_cycle(tmp_path):
     (package / "a.py").write_text("from cyclic.b import B\nA = 1\n")
     (package / "b.py").write_text("from cyclic.a import A\nB = 2\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", IMPORT_EACH, "cyclic.a"], capture_output=True, text=True,
-                          timeout=300, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_EACH, "cyclic.a"], capture_output=True, text=True, timeout=300, env=env
+    )
     assert proc.returncode == 1 and "cyclic.a: ImportError" in proc.stdout
