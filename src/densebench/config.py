@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from densebench.errors import ConfigError
 
@@ -22,6 +23,30 @@ def config_dir() -> Path:
             f"config directory {path} not found; install with `pip install -e .` from a clone or set DENSEBENCH_CONFIG_DIR"
         )
     return path
+
+
+def load_yaml(path: Path) -> DictConfig:
+    """A YAML file of settings (a mapping at the top; anything else is a ConfigError naming the file)."""
+    cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level, found a list")
+    return cfg
+
+
+def merge(*configs: Any) -> DictConfig:
+    """`OmegaConf.merge` of mappings, typed as the mapping it returns."""
+    merged = OmegaConf.merge(*configs)
+    if not isinstance(merged, DictConfig):
+        raise ConfigError("expected mappings of settings to merge, found a list")
+    return merged
+
+
+def to_dict(node: Any, resolve: bool = True) -> dict[str, Any]:
+    """A config mapping as a plain dict (JSON-ready; interpolations resolved unless `resolve=False`)."""
+    out = OmegaConf.to_container(node, resolve=resolve) if OmegaConf.is_config(node) else node
+    if not isinstance(out, dict):
+        raise ConfigError(f"expected a mapping of settings, found {type(out).__name__}")
+    return out  # type: ignore[return-value]  # keys of a config mapping are strings
 
 
 def check_group_choices(argv: list[str], configs: Path) -> None:

@@ -76,7 +76,7 @@ def use_onednn_linear(module: nn.Module) -> int:
     n = 0
     for m in module.modules():
         if type(m) is nn.Linear:  # exact type: subclasses may have their own forward
-            m.forward = types.MethodType(_onednn_forward, m)
+            m.forward = types.MethodType(_onednn_forward, m)  # type: ignore[method-assign]  # per instance, on purpose
             n += 1
     return n
 

@@ -99,6 +99,7 @@ def train_sizes(overrides: list[str], options: DictConfig) -> tuple[int, list[di
     for size in resolve_sizes(options, base, backbone.patch_size, cfg.model):
         run_overrides = [*overrides, f"input_size={size}"]
         record = execute(compose(run_overrides), run_overrides)
+        assert record is not None  # None only on the non-zero ranks of a DDP run
         test, timing, memory = record["test"], record["timing"], record["memory"]
         row = _row(size, test, cfg.train.select_metric, timing["eval_s"] / max(test["n_images"], 1),
                    memory.get("peak_cuda_mb") or memory["peak_rss_mb"])

@@ -122,7 +122,7 @@ class Entry:
         self.values.setdefault(key, []).append(value)
 
     def add_profile(self, sums: Tensor, counts: Tensor) -> None:
-        if self.dist_sum is None:
+        if self.dist_sum is None or self.dist_count is None:
             self.dist_sum, self.dist_count = sums.clone(), counts.clone()
             return
         n = max(len(self.dist_sum), len(sums))
@@ -136,6 +136,7 @@ class Entry:
             finite = arr[np.isfinite(arr)]
             out[key] = {"mean": float(finite.mean()) if finite.size else math.nan,
                         "std": float(finite.std(ddof=1)) if finite.size > 1 else math.nan, "n": int(finite.size)}
+        assert self.dist_sum is not None and self.dist_count is not None  # every entry gets a profile when added
         counts = self.dist_count.numpy()
         used = np.nonzero(counts)[0]
         out["distance"] = {"patches": used.tolist(), "mean_cosine": (self.dist_sum.numpy()[used] / counts[used]).tolist(),
@@ -154,7 +155,7 @@ class Collector:
     def add(self, series: str, name: str, position: float, fmap: Tensor, view: View, first: bool) -> None:
         """One token map (1, D, h, w) of one image."""
         entry = self.series.setdefault(series, {}).setdefault(name, Entry(name, position))
-        grid = tuple(fmap.shape[-2:])
+        grid = (int(fmap.shape[-2]), int(fmap.shape[-1]))
         tokens = fmap[0].flatten(1).T.float()
         labels, inside = grid_labels(view, grid, self.num_classes, self.ignore_index)
         used = tokens[inside]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from densebench.backbones.base import Backbone, pad_to_multiple
 from densebench.backbones.weights import load_strict, read_state_dict, resolve_weights, select_checkpoint_keys
+from densebench.config import to_dict
 from densebench.errors import ConfigError
 from densebench.registry import Registry
 
@@ -23,10 +24,10 @@ __all__ = ["BACKBONES", "Backbone", "arch_kwargs", "build_backbone", "pad_to_mul
 
 def arch_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """The family's constructor kwargs for the configured variant."""
-    arch = OmegaConf.to_container(cfg.get("arch") or {}, resolve=True)
+    arch = to_dict(cfg.get("arch") or {})
     variant = cfg.variant
     if variant == "tiny":
-        arch.update(OmegaConf.to_container(cfg.get("tiny") or {}, resolve=True))
+        arch.update(to_dict(cfg.get("tiny") or {}))
     elif variant != "full":
         raise ConfigError(f"model.variant={variant} is not known; use full or tiny")
     return arch

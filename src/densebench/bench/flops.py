@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils import flop_counter
 
 from densebench.backbones.catalog import build_on_meta
+from densebench.config import to_dict
 
 _aten = torch.ops.aten
 
@@ -77,8 +78,7 @@ def counted_size(patch_size: int, model_cfg: DictConfig | dict[str, Any], input_
 def backbone_cost(model_cfg: DictConfig | dict[str, Any], input_size: int) -> dict[str, Any]:
     """{params, flops, input_size, tokens} of one forward pass of a single square image, counted on the meta
     device: shapes without storage, so even a 1.1 B-parameter ViT-g costs well under a second and no weights."""
-    plain = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
-    return dict(_cached_cost(json.dumps(plain, sort_keys=True), int(input_size)))
+    return dict(_cached_cost(json.dumps(to_dict(model_cfg), sort_keys=True), int(input_size)))
 
 
 @functools.lru_cache(maxsize=256)

@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from densebench.config import config_dir
+from densebench.config import config_dir, load_yaml, to_dict
 from densebench.config import compose
 from densebench.bench.flops import train_flops_per_image
 
@@ -134,7 +133,7 @@ def _epochs_in_subprocess(overrides: list[str]) -> dict:
 
 def memory_table(extra: list[str]) -> dict:
     """Peak memory of one training step per backbone size x strategy x input size (configs/bench/memory.yaml)."""
-    suite = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "memory.yaml"))
+    suite = to_dict(load_yaml(config_dir() / "bench" / "memory.yaml"), resolve=False)
     cells = [(model, name, size, [*m_over, *s_over])
              for model, m_over in suite["models"].items() for size in suite["sizes"]
              for name, s_over in suite["strategies"].items()]
@@ -166,7 +165,7 @@ def print_memory(result: dict) -> None:
 
 
 def paper_compare(extra: list[str], before: bool = True) -> dict:
-    suite = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "paper_compare.yaml"))
+    suite = to_dict(load_yaml(config_dir() / "bench" / "paper_compare.yaml"), resolve=False)
     rows = []
     for cell in suite["cells"]:
         overrides = [*suite["common"], *cell["overrides"], *extra]

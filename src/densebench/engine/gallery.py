@@ -44,7 +44,9 @@ class _RunLike(Protocol):
     predictor: Any
     normalize: Any
     device: torch.device
-    model: torch.nn.Module
+
+    @property
+    def model(self) -> torch.nn.Module: ...
 
 
 def _fit(array: np.ndarray, side: int, nearest: bool) -> np.ndarray:
@@ -52,7 +54,7 @@ def _fit(array: np.ndarray, side: int, nearest: bool) -> np.ndarray:
     h, w = array.shape[:2]
     scale = side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    resample = Image.NEAREST if nearest else Image.BILINEAR
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
     return np.asarray(Image.fromarray(array).resize(size, resample))
 
 

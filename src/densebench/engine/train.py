@@ -34,6 +34,7 @@ from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
 from densebench.engine.progress import RunProgress
 from densebench.engine.sampler import EpochBatches
 from densebench.engine.setup import DataSplits, build_environment
+from densebench.config import load_yaml
 from densebench.errors import ConfigError
 from densebench.files import read_json, write_atomic, write_json
 from densebench.metrics import summary, test_block
@@ -85,7 +86,7 @@ class Run:
         saved = self.dir / "config.yaml"
         current = semantic_config(cfg)
         if saved.is_file() and (self.ckpt_dir / "last.pt").is_file():
-            previous = semantic_config(OmegaConf.load(saved))
+            previous = semantic_config(load_yaml(saved))
             diff = first_difference(previous, current)
             if diff:
                 raise ConfigError(
@@ -122,7 +123,8 @@ class Run:
         self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.predictor = env.predictor()
-        self.start_epoch, self.best_value, self.best_epoch, self.epoch_seconds = 0, -math.inf, -1, []
+        self.start_epoch, self.best_value, self.best_epoch = 0, -math.inf, -1
+        self.epoch_seconds: list[float] = []
         source = self.data.source  # instance scoring is checked now, not after training
         self.instance_scorer = (InstanceScorer.for_dataset(cfg.eval.instance, source.classes, source.ignore_index)
                                 if source.has_instances else None)
@@ -249,6 +251,7 @@ class Run:
         self.progress.start_epochs(epochs, self.start_epoch)
         for epoch in range(self.start_epoch, epochs):
             loss = self.train_epoch(epoch)
+            assert self.partial is not None  # train_epoch keeps the epoch's progress there
             seconds = self.partial.seconds
             record = {"epoch": epoch + 1, "train_loss": loss, "lr": self.scheduler.get_last_lr()[-1],
                       "train_s": seconds}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -248,7 +249,7 @@ class _Builder:
             heading = f"Nemenyi CD (α={alpha}), Friedman p={test['p_value']:.2g}: {name}"
             self.plot("cd_" + source + "_" + name.replace(" | ", "_"), f"Critical difference: {name} ({title})",
                       f"Statistics ({title})",
-                      lambda path, r=ranks, c=cliques, h=heading, t=test: plots.cd_diagram(r, t["critical_difference"], c, h, path))
+                      functools.partial(plots.cd_diagram, ranks, test["critical_difference"], cliques, heading))
         self.tables.append(records_table(
             f"friedman_{source}", f"Friedman tests with Nemenyi critical difference ({title})", f"Statistics ({title})",
             rows, {"test": "Test", "blocks": "Blocks", "k": "k", "n_blocks": "N", "incomplete": "Incomplete blocks",
@@ -314,7 +315,8 @@ class _Builder:
             return
         cells = analysis.aggregate(inst, self.catalog)
         metrics = list(dict.fromkeys(inst["metric"]))
-        rows, doc = [], {}
+        rows: list[dict[str, Any]] = []
+        doc: dict[str, Any] = {}
         for (dataset, entry, strategy), g in cells.groupby(["dataset", "entry", "strategy"], sort=True):
             by_metric = {r.metric: r for r in g.itertuples()}
             first = g.iloc[0]

@@ -205,7 +205,7 @@ def input_size_plot(cells: pd.DataFrame, catalog: Catalog, metric: str, path: Pa
 
 def cd_diagram(ranks: dict[str, float], cd: float, cliques: list[list[str]], title: str, path: Path) -> Path:
     """Critical-difference diagram: average ranks on an axis (1 = best, left), bars join groups within the CD."""
-    names = sorted(ranks, key=ranks.get)
+    names = sorted(ranks, key=lambda name: ranks[name])
     k = len(names)
     half = math.ceil(k / 2)
     height = 1.4 + 0.22 * half + 0.12 * len(cliques)
