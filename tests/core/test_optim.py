@@ -60,4 +60,4 @@ def test_unknown_loss_or_optimizer_is_a_config_error_naming_the_option_and_the_k
     with pytest.raises(ConfigError) as err:
         build_loss(cfg.train.loss, 255) if key == "loss" else build_optimizer(build_model(cfg, 3), cfg)
     known = LOSSES.names() if key == "loss" else OPTIMIZERS.names()
-    assert str(err.value) == f"unknown {'loss' if key == 'loss' else 'optimizer'} (train.{key}) '{value}'; known: {', '.join(known)}"
+    assert str(err.value) == f"train.{key}={value} is not known; use {', '.join(known)}"

@@ -32,8 +32,8 @@ class DiceCE(nn.Module):
         return self.dice(logits, target) + self.ce(logits, target)
 
 
-LOSSES: Registry[Callable[[int], nn.Module]] = Registry("loss (train.loss)")
-OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer (train.optimizer)")
+LOSSES: Registry[Callable[[int], nn.Module]] = Registry("loss")
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
 
 
 @LOSSES.register("dice")
@@ -53,6 +53,8 @@ OPTIMIZERS.register("adamw")(torch.optim.AdamW)  # decoupled weight decay
 
 def build_loss(name: str, ignore_index: int) -> nn.Module:
     """`train.loss` by name; every loss leaves pixels labelled `ignore_index` out."""
+    if name not in LOSSES:
+        raise ConfigError(f"train.loss={name} is not known; use {', '.join(LOSSES.names())}")
     return LOSSES.get(name)(ignore_index)
 
 
@@ -83,7 +85,10 @@ def build_optimizer(model: Segmenter, cfg: DictConfig) -> torch.optim.Optimizer:
     groups = param_groups(model, cfg)
     if not groups:
         raise ConfigError("nothing to train: every parameter is frozen")
-    return OPTIMIZERS.get(cfg.train.optimizer)(groups, lr=float(cfg.train.lr), betas=tuple(cfg.train.betas))
+    name = cfg.train.optimizer
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"train.optimizer={name} is not known; use {', '.join(OPTIMIZERS.names())}")
+    return OPTIMIZERS.get(name)(groups, lr=float(cfg.train.lr), betas=tuple(cfg.train.betas))
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float):
