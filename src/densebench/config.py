@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from densebench.errors import ConfigError
 
@@ -101,6 +101,30 @@ def did_you_mean(word: str, choices: list[str] | set[str], cutoff: float = 0.7) 
     """The nearest of `choices` to a mistyped `word` (difflib ratio ≥ cutoff), else None."""
     match = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=cutoff)
     return match[0] if match else None
+
+
+def load_yaml(path: Path) -> DictConfig:
+    """A YAML file of settings (a mapping at the top; anything else is a ConfigError naming the file)."""
+    cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level, found a list")
+    return cfg
+
+
+def merge(*configs: Any) -> DictConfig:
+    """`OmegaConf.merge` of mappings, typed as the mapping it returns."""
+    merged = OmegaConf.merge(*configs)
+    if not isinstance(merged, DictConfig):
+        raise ConfigError("expected mappings of settings to merge, found a list")
+    return merged
+
+
+def to_dict(node: Any, resolve: bool = True) -> dict[str, Any]:
+    """A config mapping as a plain dict (JSON-ready; interpolations resolved unless `resolve=False`)."""
+    out = OmegaConf.to_container(node, resolve=resolve) if OmegaConf.is_config(node) else node
+    if not isinstance(out, dict):
+        raise ConfigError(f"expected a mapping of settings, found {type(out).__name__}")
+    return out  # type: ignore[return-value]  # keys of a config mapping are strings
 
 
 def check_group_choices(argv: list[str]) -> None:

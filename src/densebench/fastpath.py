@@ -76,20 +76,19 @@ def use_onednn_linear(module: nn.Module) -> int:
     n = 0
     for m in module.modules():
         if type(m) is nn.Linear:  # exact type: subclasses may have their own forward
-            m.forward = types.MethodType(_onednn_forward, m)
+            m.forward = types.MethodType(_onednn_forward, m)  # type: ignore[method-assign]  # per instance, on purpose
             n += 1
     return n
 
 
-def apply_runtime(model: nn.Module, convs: list[nn.Module], runtime: DictConfig | None) -> None:
+def apply_runtime(model: nn.Module, convs: list[nn.Module], runtime: DictConfig) -> None:
     """Apply `runtime.cpu_linear` to the whole model and `runtime.channels_last` to `convs` (the
     trainable convolution stacks; the backbone's patch embedding keeps its layout)."""
-    runtime = runtime or DictConfig({})
-    mode = runtime.get("cpu_linear", "native")
+    mode = runtime.cpu_linear
     if mode not in CPU_LINEAR:
         raise ConfigError(f"runtime.cpu_linear={mode}: expected one of {', '.join(CPU_LINEAR)}")
     if mode == "onednn" and onednn_available():
         use_onednn_linear(model)
-    if runtime.get("channels_last", False):
+    if runtime.channels_last:
         for m in convs:
             m.to(memory_format=torch.channels_last)

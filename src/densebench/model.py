@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from densebench.adapters import Adapter, build_adapter
-from densebench.backbones import build_backbone, pad_to_multiple
+from densebench.backbones import Backbone, build_backbone, pad_to_multiple
 from densebench.decoders import ProgressiveDecoder
 from densebench.fastpath import apply_runtime
 
@@ -20,7 +20,7 @@ class Segmenter(nn.Module):
         self.decoder = decoder
 
     @property
-    def backbone(self) -> nn.Module:
+    def backbone(self) -> Backbone:
         return self.adapter.backbone
 
     def forward(self, x: Tensor) -> Tensor:
@@ -72,5 +72,5 @@ def build_model(cfg: DictConfig, num_classes: int) -> Segmenter:
     )
     model = Segmenter(adapter, decoder)
     branches = [m for m in adapter.children() if m is not adapter.backbone]
-    apply_runtime(model, [decoder, *branches], cfg.get("runtime"))
+    apply_runtime(model, [decoder, *branches], cfg.runtime)
     return model

@@ -37,7 +37,7 @@ class Registry(Generic[T]):
         return decorator
 
     def _load(self) -> None:
-        if self._loaded:
+        if self._loaded or self._package is None:
             return
         self._loaded = True
         package = importlib.import_module(self._package)

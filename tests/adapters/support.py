@@ -68,16 +68,18 @@ SMALL = {"decoder": {"stem_channels": 64, "channels": [32, 16, 16, 8]}, "cnn": {
 
 
 def make_cfg(model_name: str, adapter: str, small: bool = True, **adapter_overrides: object) -> DictConfig:
-    """The slice of the root config `build_model` reads: model, adapter, decoder (narrowed if `small`)."""
+    """The slice of the root config `build_model` reads: model, adapter, decoder (narrowed if `small`), runtime."""
     adapter_cfg = OmegaConf.load(CONFIGS / "adapter" / f"{adapter}.yaml")
-    decoder = OmegaConf.load(CONFIGS / "config.yaml").decoder
+    root = OmegaConf.load(CONFIGS / "config.yaml")
+    decoder = root.decoder
     if small:
         adapter_cfg.merge_with(SMALL.get(adapter, {}))
         decoder.merge_with(SMALL["decoder"])
     adapter_cfg.merge_with(adapter_overrides)
     # No weight decay: Adam's L2 term would move parameters that got no gradient.
     train = {"lr": 1e-3, "weight_decay": 0.0}
-    return OmegaConf.create({"model": MODELS[model_name], "adapter": adapter_cfg, "decoder": decoder, "train": train})
+    return OmegaConf.create({"model": MODELS[model_name], "adapter": adapter_cfg, "decoder": decoder, "train": train,
+                             "runtime": root.runtime})
 
 
 def backbone_output(model: Segmenter, x: Tensor) -> Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from densebench.analysis.flops import backbone_cost, flops_by_model
+from densebench.bench.flops import backbone_cost, flops_by_model
 
 
 def vit_flops(tokens: int, dim: int, depth: int, patch: int, mlp_ratio: float = 4.0) -> int:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from densebench.engine.gallery import PANELS, colourize
+from densebench.data.palette import colourize
+from densebench.engine.gallery import PANELS
 from densebench.data.select import select_indices
 
 

@@ -16,8 +16,13 @@ REQUIRED = ("name", "display_name", "published_key", "family", "arch", "tiny", "
             "layers")
 
 
-def test_seventeen_pathology_foundation_models_are_configured():
-    assert len(PFMS) == 17
+def test_every_pathology_foundation_model_is_in_the_paper_grid():
+    from omegaconf import OmegaConf
+
+    from densebench.config import config_dir
+
+    grid = OmegaConf.load(config_dir() / "experiment" / "paper_grid.yaml").hydra.sweeper.params.model.split(",")
+    assert sorted(PFMS) == sorted(grid)
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)

@@ -114,9 +114,9 @@ def test_memory_suite_covers_both_backbone_sizes_every_strategy_and_size(monkeyp
 
 
 def test_loader_bench_fills_the_cache_then_reads_it_without_building_the_model(monkeypatch):
-    from densebench.engine import train
+    from densebench.engine import setup
 
-    monkeypatch.setattr(train, "build_model", lambda *a: pytest.fail("the loader bench must not build the model"))
+    monkeypatch.setattr(setup, "build_model", lambda *a: pytest.fail("the loader bench must not build the model"))
     result = bench_suite.loader_bench([*FAST, "train.num_workers=0", "device=cpu"], epochs=2)
     assert result["images"] == 8 and result["cache"] is True and len(result["images_per_s"]) == 2
     assert result["input_size"] == 48

@@ -10,11 +10,13 @@ from densebench.adapters import build_adapter
 from densebench.backbones import build_backbone
 from densebench.decoders import ProgressiveDecoder
 from densebench.model import Segmenter
+from tests.conftest import REPO
 
 
 def vit_cfg(patch: int, prefix_regs: int = 0, dim: int = 32):
     return OmegaConf.create({
-        "name": f"test_vit_p{patch}", "family": "timm_vit", "variant": "full", "pretrained": False,
+        "name": f"test_vit_p{patch}", "family": "timm_vit", "variant": "full", "pretrained": False, "weights": None,
+        "layers": None,
         "arch": {"img_size": 64, "patch_size": patch, "embed_dim": dim, "depth": 2, "num_heads": 2,
                  "reg_tokens": prefix_regs},
         "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
@@ -65,7 +67,8 @@ def test_frozen_backbone_builds_no_autograd_graph_and_stays_in_eval_mode():
 
 def test_full_adapter_trains_every_backbone_weight():
     backbone = build_backbone(vit_cfg(16))
-    build_adapter(backbone, OmegaConf.create({"name": "full", "backbone_lr_mult": 0.1}))
+    full = OmegaConf.merge(OmegaConf.load(REPO / "configs" / "adapter" / "full.yaml"), {"backbone_lr_mult": 0.1})
+    build_adapter(backbone, full)
     assert all(p.requires_grad for p in backbone.parameters())
 
 

@@ -48,3 +48,16 @@ def test_losses_ignore_pixels_labelled_255(name):
     other[..., :4, :] = torch.randn(2, 3, 4, 8) * 10  # change only ignored pixels
     assert torch.isfinite(loss(logits, target))
     assert loss(logits, target).item() == pytest.approx(loss(other, target).item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("key,value", [("loss", "focal"), ("optimizer", "sgd")])
+def test_unknown_loss_or_optimizer_is_a_config_error_naming_the_option_and_the_known(compose_cfg, key, value):
+    from densebench.engine.optim import LOSSES, OPTIMIZERS, build_optimizer
+    from densebench.errors import ConfigError
+    from densebench.model import build_model
+
+    cfg = compose_cfg(["model.variant=tiny", f"train.{key}={value}"])
+    with pytest.raises(ConfigError) as err:
+        build_loss(cfg.train.loss, 255) if key == "loss" else build_optimizer(build_model(cfg, 3), cfg)
+    known = LOSSES.names() if key == "loss" else OPTIMIZERS.names()
+    assert str(err.value) == f"train.{key}={value} is not known; use {', '.join(known)}"

@@ -43,7 +43,7 @@ def test_grouped_split_never_puts_one_patient_in_two_splits():
 
 def test_official_split_on_a_release_without_one_names_the_alternatives():
     with pytest.raises(ConfigError, match="grouped"):
-        make_splits(samples(tagged=False), cfg(split="official"), seed=0)
+        make_splits(samples(tagged=False), cfg(split="official", val_fraction=0.2), seed=0)
 
 
 def test_split_file_with_unknown_keys_is_an_error(tmp_path):

@@ -19,7 +19,7 @@ import torch.multiprocessing as mp
 
 import densebench.engine.train as train
 from densebench.config import compose
-from densebench.engine import ddp
+from densebench.engine import ddp, setup
 from densebench.engine.sampler import EpochBatches
 from tests.conftest import REPO, densebench
 from tests.sweeps import TINY
@@ -39,9 +39,9 @@ def _execute_fp64(rank: int, world: int, out: str, port: int) -> None:
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
-    build_model, for_backbone = train.build_model, train.Normalizer.for_backbone
-    train.build_model = lambda cfg, n: build_model(cfg, n).double()
-    train.Normalizer.for_backbone = classmethod(lambda cls, b, d: _Double(for_backbone(b, d)))
+    build_model, for_backbone = setup.build_model, setup.Normalizer.for_backbone
+    setup.build_model = lambda cfg, n: build_model(cfg, n).double()
+    setup.Normalizer.for_backbone = classmethod(lambda cls, b, d: _Double(for_backbone(b, d)))
     overrides = [*DDP_RUN, f"output_dir={out}"]
     with ddp.process_group():
         assert ddp.rank_world() == (rank, world)

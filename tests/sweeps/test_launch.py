@@ -53,8 +53,7 @@ def test_a_finished_run_is_skipped_without_loading_data_or_a_model(tmp_path, mon
     def forbidden(*args, **kwargs):
         raise AssertionError("a finished run must not load data or build a model")
 
-    monkeypatch.setattr(train, "build_model", forbidden)
-    monkeypatch.setattr(train, "load_splits", forbidden)
+    monkeypatch.setattr(train, "build_environment", forbidden)
     t0 = time.perf_counter()
     assert train.execute(cfg, overrides)["marker"] == 1
     assert time.perf_counter() - t0 < 1.0

@@ -30,8 +30,6 @@ class Adapter(nn.Module):
 
     #: channels of each skip feature, coarse → fine, for sizing the decoder.
     skip_channels: tuple[int, ...] = ()
-    #: False when no gradient may flow into the backbone (its forward then runs without a graph).
-    backbone_trainable: bool = False
 
     def __init__(self, backbone: Backbone, cfg: DictConfig) -> None:
         super().__init__()

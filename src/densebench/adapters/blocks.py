@@ -91,15 +91,15 @@ def checkpoint_min_tokens(cfg: DictConfig) -> int | None:
     auto exists because recomputation costs a second forward (about +35% step time): below ~1024
     tokens (224² at patch 16) the saved activations are small beside the weights, above it they grow
     with tokens (and attention with tokens²) and dominate memory (issue 9)."""
-    mode = cfg.get("grad_checkpointing", False)
+    mode = cfg.grad_checkpointing
     if mode is True or mode is False:
         return 0 if mode else None
     if mode == "auto":
-        return int(cfg.get("checkpoint_min_tokens", 1024))
+        return int(cfg.checkpoint_min_tokens)
     raise ConfigError(f"adapter.grad_checkpointing={mode}: expected true, false or auto")
 
 
-def _checkpointed_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+def _checkpointed_forward(self: Any, *args: Any, **kwargs: Any) -> Any:
     # Bound per instance (types.MethodType) so deepcopy/pickle rebind to the copy, unlike a closure.
     forward = type(self).forward
     tokens = args[0].shape[-2] if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 3 else None
@@ -113,7 +113,8 @@ def checkpoint_blocks(module: nn.Module, model_name: str, min_tokens: int = 0) -
     """Recompute each transformer block's activations in backward instead of storing them, for inputs
     of at least `min_tokens` tokens per image; returns L."""
     _, stack = single_stack(module, model_name, "adapter.grad_checkpointing")
-    for block in stack.children():
+    blocks: list[Any] = list(stack.children())  # an attribute and a bound forward are set on each
+    for block in blocks:
         block.checkpoint_min_tokens = min_tokens
         block.forward = types.MethodType(_checkpointed_forward, block)
-    return len(stack)
+    return len(blocks)

@@ -1,7 +1,7 @@
 """`densebench analyze flops [models=[uni,virchow2]] [input_size=224] [variant=full] [out=DIR]`.
 
 Parameters and forward FLOPs of each backbone for one square image, counted on the meta device
-(no weights, no memory; see `analysis.flops`). Writes flops.json and prints a table.
+(no weights, no memory; see `bench.flops`). Writes flops.json and prints a table.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
-from densebench.analysis.flops import backbone_cost
+from densebench.bench.flops import backbone_cost
 from densebench.analysis.options import announce, split_args
 from densebench.config import config_dir, group_options
 from densebench.files import write_json

@@ -29,9 +29,9 @@ class Args:
 
 def split_args(argv: list[str], section: str) -> Args:
     """Separate the analysis' own KEY=VALUE arguments from the run overrides."""
-    from densebench.config import config_dir
+    from densebench.config import config_dir, load_yaml, merge
 
-    defaults = OmegaConf.load(config_dir() / "analysis.yaml")[section]
+    defaults = load_yaml(config_dir() / "analysis.yaml")[section]
     own, overrides = [], []
     for arg in argv:
         key = arg.split("=", 1)[0]
@@ -45,13 +45,13 @@ def split_args(argv: list[str], section: str) -> Args:
     given = OmegaConf.from_dotlist(own)
     run = given.pop("run", None)
     out = given.pop("out", None)
-    return Args(OmegaConf.merge(defaults, given), Path(str(run)) if run else None,
+    return Args(merge(defaults, given), Path(str(run)) if run else None,
                 Path(str(out)) if out else None, overrides)
 
 
 def run_config(run: Path, overrides: list[str]) -> DictConfig:
     """A finished run's resolved config, with runtime overrides (device, dataset.root, input_size, ...)."""
-    from densebench.config import GROUPS
+    from densebench.config import GROUPS, load_yaml, merge
 
     saved = run / "config.yaml"
     if not saved.is_file():
@@ -62,7 +62,7 @@ def run_config(run: Path, overrides: list[str]) -> DictConfig:
         key = arg.split("=", 1)[0].lstrip("+~")
         if key in GROUPS:
             raise ConfigError(f"run={run} fixes the {key}; drop {arg} (or leave out run= to analyse another {key})")
-    return OmegaConf.merge(OmegaConf.load(saved), OmegaConf.from_dotlist(overrides))
+    return merge(load_yaml(saved), OmegaConf.from_dotlist(overrides))
 
 
 def load_config(args: Args) -> DictConfig:

@@ -10,7 +10,7 @@ from matplotlib.ticker import MaxNLocator
 
 from densebench.report.plots import save_figure, plt
 
-STYLE = {"backbone": dict(color="tab:blue", marker="o"), "adapted_backbone": dict(color="tab:orange", marker="s"),
+STYLE: dict[str, dict[str, Any]] = {"backbone": dict(color="tab:blue", marker="o"), "adapted_backbone": dict(color="tab:orange", marker="s"),
          "adapter_blocks": dict(color="tab:green", marker="^"), "decoder_input": dict(color="tab:red", marker="*", ms=9),
          "decoder_fused": dict(color="tab:purple", marker="D")}
 PANELS = (("mean_cosine", "mean pairwise cosine"), ("effective_rank", "effective rank"),

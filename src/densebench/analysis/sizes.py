@@ -24,27 +24,23 @@ from omegaconf import DictConfig
 from rich.table import Table
 from torch.utils.data import DataLoader
 
-from densebench.analysis.flops import meta_backbone
+from densebench.backbones.catalog import build_on_meta
 from densebench.analysis.options import Args, announce, load_config, output_dir, split_args
 from densebench.data.select import choose
-from densebench.data.cache import cached_loader
 from densebench.data.dataset import SegmentationDataset
 from densebench.engine import checkpoint
 from densebench.bench.cli import timed
-from densebench.engine.inference import Normalizer, Predictor, evaluate
+from densebench.engine.inference import evaluate
 from densebench.engine.progress import RunProgress
 from densebench.files import write_json
-from densebench.engine.setup import (
-    PRECISIONS, load_splits, resolve_device, resolve_input_size, resolve_precision, seed_everything,
-)
+from densebench.engine.setup import build_environment, resolve_device, resolve_input_size
 from densebench.errors import ConfigError
 from densebench.metrics import test_block
-from densebench.model import build_model
 
 
 def resolve_sizes(options: DictConfig, base: int, patch: int, model_cfg: DictConfig) -> list[int]:
     """Explicit `sizes`, else `factors` × base; each rounded to the nearest multiple of the patch (≥ 1 patch)."""
-    if model_cfg.get("fixed_input_size"):
+    if model_cfg.fixed_input_size:
         raise ConfigError(f"model {model_cfg.name} only takes input_size={model_cfg.fixed_input_size}; "
                           "a sizes analysis needs a model with a free input size")
     wanted = options.sizes if options.sizes is not None else [f * base for f in options.factors]
@@ -55,27 +51,22 @@ def resolve_sizes(options: DictConfig, base: int, patch: int, model_cfg: DictCon
 
 def evaluate_sizes(cfg: DictConfig, options: DictConfig, run: Path) -> tuple[int, list[dict[str, Any]]]:
     """(base size, one row per size) for a trained run's best weights on its test split."""
-    device = resolve_device(cfg.device)
-    dtype = PRECISIONS[resolve_precision(cfg.train.precision, device)]
-    seed_everything(int(cfg.seed))
-    data = load_splits(cfg)
-    source = data.source
-    chosen = choose(data.splits, str(options.split), options.n_images, int(options.image_seed))
-    model = build_model(cfg, source.num_classes).to(device)
+    env = build_environment(cfg)
+    device, source = env.device, env.splits.source
+    chosen = choose(env.splits.splits, str(options.split), options.n_images, int(options.image_seed))
+    model = env.segmenter
     model.load_trainable_state_dict(checkpoint.load(run / "checkpoints" / "best.pt", device)["model"])
     model.eval()
-    base = resolve_input_size(cfg, model.backbone)
+    base = env.input_size
     sizes = resolve_sizes(options, base, model.backbone.patch_size, cfg.model)
-    normalize = Normalizer.for_backbone(model.backbone, device)
-    load = cached_loader(source, cfg.cache_dir) if cfg.get("cache_dir") else source.load
-    dataset = SegmentationDataset(chosen, load)
+    normalize = env.normalizer()
+    dataset = SegmentationDataset(chosen, env.sample_loader())
     bs = cfg.eval.bootstrap
     rows = []
-    progress = RunProgress(cfg.get("progress", "auto"))
+    progress = RunProgress(cfg.progress)
     with progress:
         for size in sizes:
-            predictor = Predictor(model, size, cfg.eval.mode, float(cfg.eval.overlap), int(cfg.eval.window_batch),
-                                  cfg.eval.blend, dtype)
+            predictor = env.predictor(size)
             for _ in range(int(options.warmup)):
                 predictor(normalize(dataset[0]["image"][None].to(device)))
             progress.start_steps(f"size {size}", len(dataset))
@@ -102,12 +93,13 @@ def train_sizes(overrides: list[str], options: DictConfig) -> tuple[int, list[di
     if any(o.split("=", 1)[0].lstrip("+") == "input_size" for o in overrides):
         raise ConfigError("input_size= is what sizes= varies; drop it (set sizes=[...] instead)")
     cfg = compose(overrides)
-    backbone = meta_backbone(cfg.model)
+    backbone = build_on_meta(cfg.model)
     base = resolve_input_size(cfg, backbone)
     rows = []
     for size in resolve_sizes(options, base, backbone.patch_size, cfg.model):
         run_overrides = [*overrides, f"input_size={size}"]
         record = execute(compose(run_overrides), run_overrides)
+        assert record is not None  # None only on the non-zero ranks of a DDP run
         test, timing, memory = record["test"], record["timing"], record["memory"]
         row = _row(size, test, cfg.train.select_metric, timing["eval_s"] / max(test["n_images"], 1),
                    memory.get("peak_cuda_mb") or memory["peak_rss_mb"])
@@ -177,4 +169,4 @@ def main(argv: list[str]) -> int:
     args = split_args(argv, "sizes")
     doc, cfg = analyze(args)
     written = write_outputs(doc, output_dir(args, cfg, "sizes"))
-    return announce(written, summary_table(doc) if cfg.get("progress", "auto") != "none" else None)
+    return announce(written, summary_table(doc) if cfg.progress != "none" else None)

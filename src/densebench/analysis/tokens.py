@@ -46,16 +46,13 @@ from densebench.analysis.options import announce, load_config, output_dir, split
 from densebench.data.select import choose
 from densebench.backbones.base import Backbone
 from densebench.data.base import Record
-from densebench.data.cache import cached_loader
 from densebench.engine import checkpoint
 from densebench.engine.inference import Normalizer
 from densebench.engine.progress import RunProgress
 from densebench.files import write_json
-from densebench.engine.setup import (
-    PRECISIONS, load_splits, resolve_device, resolve_input_size, resolve_precision, seed_everything,
-)
+from densebench.engine.setup import build_environment
 from densebench.errors import ConfigError
-from densebench.model import Segmenter, build_model
+from densebench.model import Segmenter
 
 SERIES = {
     "backbone": "backbone blocks (as built)",
@@ -125,7 +122,7 @@ class Entry:
         self.values.setdefault(key, []).append(value)
 
     def add_profile(self, sums: Tensor, counts: Tensor) -> None:
-        if self.dist_sum is None:
+        if self.dist_sum is None or self.dist_count is None:
             self.dist_sum, self.dist_count = sums.clone(), counts.clone()
             return
         n = max(len(self.dist_sum), len(sums))
@@ -139,6 +136,7 @@ class Entry:
             finite = arr[np.isfinite(arr)]
             out[key] = {"mean": float(finite.mean()) if finite.size else math.nan,
                         "std": float(finite.std(ddof=1)) if finite.size > 1 else math.nan, "n": int(finite.size)}
+        assert self.dist_sum is not None and self.dist_count is not None  # every entry gets a profile when added
         counts = self.dist_count.numpy()
         used = np.nonzero(counts)[0]
         out["distance"] = {"patches": used.tolist(), "mean_cosine": (self.dist_sum.numpy()[used] / counts[used]).tolist(),
@@ -157,7 +155,7 @@ class Collector:
     def add(self, series: str, name: str, position: float, fmap: Tensor, view: View, first: bool) -> None:
         """One token map (1, D, h, w) of one image."""
         entry = self.series.setdefault(series, {}).setdefault(name, Entry(name, position))
-        grid = tuple(fmap.shape[-2:])
+        grid = (int(fmap.shape[-2]), int(fmap.shape[-1]))
         tokens = fmap[0].flatten(1).T.float()
         labels, inside = grid_labels(view, grid, self.num_classes, self.ignore_index)
         used = tokens[inside]
@@ -263,22 +261,18 @@ def backbone_changed_by(state: dict[str, Tensor]) -> bool:
 @torch.no_grad()
 def analyze(cfg: DictConfig, options: DictConfig, run: Path | None) -> tuple[dict[str, Any], Collector, View]:
     """Token statistics of the configured model on `options.n_images` images; returns (document, collector, first view)."""
-    device = resolve_device(cfg.device)
-    dtype = PRECISIONS[resolve_precision(cfg.train.precision, device)]
-    seed_everything(int(cfg.seed))
-    data = load_splits(cfg)
+    env = build_environment(cfg)
+    device, dtype, source = env.device, env.autocast_dtype, env.splits.source
     split = str(options.split)
-    chosen = choose(data.splits, split, options.n_images, int(options.image_seed))
-    source = data.source
-    model = build_model(cfg, source.num_classes).to(device).eval()
-    backbone = model.backbone
-    size = resolve_input_size(cfg, backbone)
-    normalize = Normalizer.for_backbone(backbone, device)
-    load = cached_loader(source, cfg.cache_dir) if cfg.get("cache_dir") else source.load
+    chosen = choose(env.splits.splits, split, options.n_images, int(options.image_seed))
+    model = env.segmenter.eval()
+    backbone, size = model.backbone, env.input_size
+    normalize = env.normalizer()
+    load = env.sample_loader()
     views = [prepare(load(s), s.key, size, cfg.eval.mode, normalize, source.ignore_index, device)
              for s in chosen]
     collector = Collector(source.num_classes, source.ignore_index, options.query)
-    progress = RunProgress(cfg.get("progress", "auto"))
+    progress = RunProgress(cfg.progress)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     with progress:
         progress.start_steps("tokens: backbone", len(views))
@@ -297,10 +291,7 @@ def analyze(cfg: DictConfig, options: DictConfig, run: Path | None) -> tuple[dic
                 progress.step(view.key)
     document = {
         "kind": "densebench.analysis.tokens",
-        "model": {"name": cfg.model.name, "variant": cfg.model.get("variant", "full"),
-                  "pretrained": bool(cfg.model.get("pretrained", False)), "patch_size": backbone.patch_size,
-                  "embed_dim": backbone.embed_dim, "num_prefix_tokens": backbone.num_prefix_tokens,
-                  "num_blocks": backbone.num_blocks},
+        "model": {**env.model_facts(), "num_blocks": backbone.num_blocks},
         "adapter": cfg.adapter.name if run is not None else None,
         "run": str(run) if run is not None else None,
         "dataset": cfg.dataset.name, "classes": list(source.classes), "split": split,
@@ -341,4 +332,4 @@ def main(argv: list[str]) -> int:
     doc, collector, first = analyze(cfg, args.options, args.run)
     out = output_dir(args, cfg, "tokens")
     written = write_outputs(doc, collector, first, int(args.options.heatmap_columns), out)
-    return announce(written, summary_table(doc) if cfg.get("progress", "auto") != "none" else None)
+    return announce(written, summary_table(doc) if cfg.progress != "none" else None)

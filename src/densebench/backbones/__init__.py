@@ -10,10 +10,11 @@ import hashlib
 from pathlib import Path
 from typing import Any, Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from densebench.backbones.base import Backbone, pad_to_multiple
 from densebench.backbones.weights import load_strict, read_state_dict, resolve_weights, select_checkpoint_keys
+from densebench.config import to_dict
 from densebench.errors import ConfigError
 from densebench.registry import Registry
 
@@ -25,10 +26,10 @@ __all__ = ["BACKBONES", "Backbone", "arch_kwargs", "build_backbone", "pad_to_mul
 
 def arch_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """The family's constructor kwargs for the configured variant."""
-    arch = OmegaConf.to_container(cfg.arch, resolve=True) if cfg.get("arch") else {}
-    variant = cfg.get("variant", "full")
+    arch = to_dict(cfg.get("arch") or {})
+    variant = cfg.variant
     if variant == "tiny":
-        arch.update(OmegaConf.to_container(cfg.get("tiny") or {}, resolve=True))
+        arch.update(to_dict(cfg.get("tiny") or {}))
     elif variant != "full":
         raise ConfigError(f"model.variant={variant} is not known; use full or tiny")
     return arch
@@ -43,15 +44,15 @@ def build_backbone(cfg: DictConfig) -> Backbone:
     """
     builder = BACKBONES.get(cfg.family)
     path = None
-    if cfg.get("pretrained", False):  # find the weights before spending time and memory on the architecture
-        if cfg.get("variant", "full") == "tiny" and not cfg.get("weights"):
+    if cfg.pretrained:  # find the weights before spending time and memory on the architecture
+        if cfg.variant == "tiny" and not cfg.weights:
             raise ConfigError(
                 "model.variant=tiny has no published weights; add model.pretrained=false (or model.weights=PATH)"
             )
         path = resolve_weights(cfg)
     backbone = builder(cfg, arch_kwargs(cfg))
     backbone.model_name = str(cfg.name)
-    if cfg.get("layers") is not None:
+    if cfg.layers is not None:
         backbone.layers = list(cfg.layers)
         backbone.selected_blocks(backbone.num_blocks)  # fail on a bad index now, not mid-run
     if path is not None:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from densebench.backbones import Backbone, build_backbone
 from densebench.backbones.weights import locate_local
+from densebench.config import load_yaml, merge
 from densebench.errors import ConfigError
 
 
@@ -30,22 +31,22 @@ def load_model_config(name: str, overrides: list[str] | None = None) -> DictConf
     path = find_option("model", name)
     if path is None:
         raise ConfigError(f"unknown model '{name}'; known: {', '.join(model_names())} (configs/model/ or --config-dir)")
-    cfg = OmegaConf.load(path)
+    cfg = load_yaml(path)
     if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        cfg = merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     return cfg
 
 
 def build_on_meta(cfg: DictConfig) -> Backbone:
     """The configured architecture with no weights and no memory (parameters on the meta device)."""
-    random = OmegaConf.merge(cfg, {"pretrained": False, "weights": None, "layers": None})
+    random = merge(cfg, {"pretrained": False, "weights": None, "layers": None})
     with torch.device("meta"):
         return build_backbone(random)
 
 
 def describe(cfg: DictConfig) -> dict[str, Any]:
     """What `densebench models` shows for one model; sizes come from the full-size build, not the config."""
-    full = OmegaConf.merge(cfg, {"variant": "full"})
+    full = merge(cfg, {"variant": "full"})
     backbone = build_on_meta(full)
     local = locate_local(cfg)
     return {
@@ -62,7 +63,7 @@ def describe(cfg: DictConfig) -> dict[str, Any]:
         "default_input_size": cfg.get("default_input_size"),
         "fixed_input_size": cfg.get("fixed_input_size"),
         "licence": cfg.get("licence"),
-        "gated": bool(cfg.get("gated", False)),
+        "gated": bool(cfg.gated),
         "hub_repo": (cfg.get("hub") or {}).get("repo_id"),
         "weights_local": None if local is None else {"where": local[0], "path": str(local[1])},
     }

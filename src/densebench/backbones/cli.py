@@ -140,7 +140,7 @@ def parse_doctor_args(argv: list[str]) -> tuple[argparse.Namespace, list[DictCon
 
 def check_model(cfg: DictConfig, hub_reason: str | None, timeout: float) -> dict[str, Any]:
     """One model's weights: the local override, the HF cache, the hub; and what that means for a run."""
-    row: dict[str, Any] = {"name": cfg.name, "gated": bool(cfg.get("gated", False)), "page": model_page(cfg)}
+    row: dict[str, Any] = {"name": cfg.name, "gated": bool(cfg.gated), "page": model_page(cfg)}
     try:
         override = weights_override(cfg)
         row["model.weights"] = str(override) if override else "not set"
@@ -159,7 +159,7 @@ def check_model(cfg: DictConfig, hub_reason: str | None, timeout: float) -> dict
         row["status"] = "ready (local)"
     elif hub_ok:
         row["status"] = "downloadable"
-    elif not cfg.get("pretrained", True):
+    elif not cfg.pretrained:
         row["status"] = "random init (pretrained=false)"
     else:
         row["status"] = "missing"

@@ -146,7 +146,7 @@ def find_in_folder(folder: Path, filenames: list[str]) -> Path | None:
 
 
 def hub_filenames(cfg: DictConfig) -> list[str]:
-    hub = cfg.get("hub") or {}
+    hub = cfg.get("hub") or DictConfig({})
     names = list(hub.get("filenames") or [])
     return names or ["model.safetensors", "pytorch_model.bin"]
 
@@ -190,7 +190,7 @@ def hub_cache_lookup(cfg: DictConfig) -> Path | None:
     """The configured file in the local Hugging Face cache, if present (no network)."""
     from huggingface_hub import try_to_load_from_cache
 
-    hub = cfg.get("hub") or {}
+    hub = cfg.get("hub") or DictConfig({})
     if not hub.get("repo_id"):
         return None
     for filename in [*hub_filenames(cfg), *SHARD_INDEXES]:
@@ -214,7 +214,7 @@ def resolve_weights(cfg: DictConfig) -> Path:
     found = locate_local(cfg)
     if found is not None:
         return found[1]
-    hub = cfg.get("hub") or {}
+    hub = cfg.get("hub") or DictConfig({})
     if not hub.get("repo_id"):
         raise WeightsError(f"model '{cfg.name}' has no hub repository and model.weights is not set; {how_to_fix(cfg)}")
     looked = f"looked in model.weights (not set), the Hugging Face cache ({hub.repo_id}: not cached)"
@@ -311,7 +311,7 @@ def probe_hub(cfg: DictConfig, timeout: float = HUB_TIMEOUT_S) -> HubStatus:
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.utils import EntryNotFoundError
 
-    hub = cfg.get("hub") or {}
+    hub = cfg.get("hub") or DictConfig({})
     if not hub.get("repo_id"):
         return HubStatus(False, "no hub repository")
     missing = []

@@ -26,11 +26,9 @@ from densebench.bench.suite import (
     epoch_bench, host_facts, loader_bench, memory_table, paper_compare, print_compare, print_memory,
 )
 from densebench.bench.flops import count_flops
-from densebench.engine.inference import Normalizer, Predictor
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
+from densebench.engine.setup import build_environment
 from densebench.files import write_json
-from densebench.engine.setup import PRECISIONS, resolve_device, resolve_input_size, resolve_precision, seed_everything
-from densebench.model import build_model
 
 
 class PeakMemory:
@@ -83,15 +81,11 @@ def timed(fn, iters: int, warmup: int, device: torch.device) -> tuple[list[float
 
 def bench(overrides: list[str], iters: int, warmup: int, eval_size: int | None, num_classes: int) -> dict:
     cfg = compose(overrides)
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.train.precision, device)
-    dtype = PRECISIONS[precision]
-    seed_everything(int(cfg.seed))
-    model = build_model(cfg, num_classes).to(device)
-    size = int(cfg.input_size) if cfg.input_size else resolve_input_size(cfg, model.backbone)
-    batch = int(cfg.train.batch_size)
-    normalize = Normalizer.for_backbone(model.backbone, device)
-    criterion = build_loss(cfg.train.loss, 255)
+    env = build_environment(cfg, data=False, num_classes=num_classes)
+    model, device, dtype, size = env.segmenter, env.device, env.autocast_dtype, env.input_size
+    batch, clip = int(cfg.train.batch_size), float(cfg.train.clip_grad)
+    normalize = env.normalizer()
+    criterion = build_loss(cfg.train.loss, int(cfg.dataset.ignore_index))
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=max(1, iters + warmup))
     images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
@@ -102,7 +96,7 @@ def bench(overrides: list[str], iters: int, warmup: int, eval_size: int | None, 
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = criterion(model(normalize(images)).float(), masks)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 5.0)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
@@ -110,16 +104,15 @@ def bench(overrides: list[str], iters: int, warmup: int, eval_size: int | None, 
     times, mem = timed(train_step, iters, warmup, device)
     s_iter = statistics.median(times)
     result = {
-        "config": {"model": cfg.model.name, "variant": cfg.model.get("variant", "full"), "adapter": cfg.adapter.name,
-                   "input_size": size, "batch_size": batch, "precision": precision, "overrides": overrides},
+        "config": {"model": cfg.model.name, "variant": cfg.model.variant, "adapter": cfg.adapter.name,
+                   "input_size": size, "batch_size": batch, "precision": env.precision, "overrides": overrides},
         "train": {"s_per_iter": s_iter, "images_per_s": batch / s_iter, "times": times,
                   "peak_rss_mb": mem.peak_mb, "peak_cuda_mb": getattr(mem, "cuda_mb", None)},
         "params": model.parameter_counts(),
     }
     if eval_size:
         model.eval()
-        predictor = Predictor(model, size, cfg.eval.mode, float(cfg.eval.overlap), int(cfg.eval.window_batch),
-                              cfg.eval.blend, dtype)
+        predictor = env.predictor()
         image = normalize(torch.randint(0, 256, (1, 3, eval_size, eval_size), dtype=torch.uint8, device=device))
         times, mem = timed(lambda: predictor(image), max(1, iters // 2), 1, device)
         s_img = statistics.median(times)

@@ -16,28 +16,39 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from densebench.config import config_dir
+from densebench.config import config_dir, load_yaml, to_dict
 from densebench.config import compose
 from densebench.bench.flops import train_flops_per_image
+
+if TYPE_CHECKING:
+    from densebench.engine.train import Run
+
+
+@contextmanager
+def scratch_run(overrides: list[str], model: bool = True) -> Iterator[Run]:
+    """A run built as `densebench run` builds it, in a temporary directory (nothing of it is kept)."""
+    from densebench.engine.train import Run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Run(compose([*overrides, f"output_dir={tmp}", "progress=none"]), overrides)
+        run.dir.mkdir(parents=True)
+        run.build(model=model)
+        yield run
 
 
 def epoch_bench(overrides: list[str], epochs: int) -> dict:
     """Seconds per iteration and images/s of the last of `epochs` epochs; peak RSS of this process
     (and CUDA's max allocated); the work per image in FLOPs and the rate achieved."""
-    from densebench.engine.train import Run
-
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose([*overrides, f"output_dir={tmp}", "progress=none"])
-        run = Run(cfg, overrides)
-        run.dir.mkdir(parents=True)
-        run.build()
+    with scratch_run(overrides) as run:
         loader_len = len(run.loader(run.train_set, True))
         times, faults = [], []
         for epoch in range(epochs):
@@ -63,13 +74,8 @@ def epoch_bench(overrides: list[str], epochs: int) -> dict:
 def loader_bench(overrides: list[str], epochs: int) -> dict:
     """Images/s the training loader alone delivers (decode, cache, augmentation, collation; no model),
     epoch by epoch: with the default cache the first epoch decodes and fills it, later ones read it."""
-    from densebench.engine.train import Run
-
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose([*overrides, f"output_dir={tmp}", "progress=none"])
-        run = Run(cfg, overrides)
-        run.dir.mkdir(parents=True)
-        run.build(model=False)
+    with scratch_run(overrides, model=False) as run:
+        cfg = run.cfg
         rates = []
         for epoch in range(epochs):
             t0, n = time.perf_counter(), 0
@@ -77,7 +83,7 @@ def loader_bench(overrides: list[str], epochs: int) -> dict:
                 n += len(batch["image"])
             rates.append(n / (time.perf_counter() - t0))
     return {"overrides": overrides, "input_size": run.input_size, "batch_size": int(cfg.train.batch_size),
-            "num_workers": int(cfg.train.num_workers), "cache": cfg.get("cache_dir") is not None,
+            "num_workers": int(cfg.train.num_workers), "cache": cfg.cache_dir is not None,
             "images": len(run.train_set), "images_per_s": rates}
 
 
@@ -134,7 +140,7 @@ def _epochs_in_subprocess(overrides: list[str]) -> dict:
 
 def memory_table(extra: list[str]) -> dict:
     """Peak memory of one training step per backbone size x strategy x input size (configs/bench/memory.yaml)."""
-    suite = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "memory.yaml"))
+    suite = to_dict(load_yaml(config_dir() / "bench" / "memory.yaml"), resolve=False)
     cells = [(model, name, size, [*m_over, *s_over])
              for model, m_over in suite["models"].items() for size in suite["sizes"]
              for name, s_over in suite["strategies"].items()]
@@ -166,7 +172,7 @@ def print_memory(result: dict) -> None:
 
 
 def paper_compare(extra: list[str], before: bool = True) -> dict:
-    suite = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "paper_compare.yaml"))
+    suite = to_dict(load_yaml(config_dir() / "bench" / "paper_compare.yaml"), resolve=False)
     rows = []
     for cell in suite["cells"]:
         overrides = [*suite["common"], *cell["overrides"], *extra]

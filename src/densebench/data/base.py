@@ -77,9 +77,9 @@ class SegmentationSource(ABC):
         self.cfg = cfg
         mode = class_mode(cfg)
         self.classes: list[str] = list(cfg.classes)
-        self.ignore_index: int = int(cfg.get("ignore_index", IGNORE_INDEX))
+        self.ignore_index: int = int(cfg.ignore_index)
         # Classes the chosen class mode scores as "not annotated" (e.g. BCSS outside_roi by default).
-        ignore = (mode or {}).get("ignore") or []
+        ignore = (mode.get("ignore") if mode else None) or []
         self.ignored_classes = [class_id(self.classes, n, "dataset.class_modes.<mode>.ignore") for n in ignore]
         # (file, reason) for release files that `samples()` left out (e.g. an image without a mask):
         # logged when listed, and a problem for `densebench data check`, so nothing is dropped silently.

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
+from densebench.config import to_dict
 from densebench.data.base import Record, Sample, SegmentationSource
 from densebench.files import write_atomic
 
@@ -35,10 +35,7 @@ NOT_DECODING = frozenset(
 
 def config_digest(source: SegmentationSource) -> str:
     """Hash of the source's identity and the decode-relevant part of its dataset config."""
-    cfg = source.cfg
-    if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=True)
-    relevant = {k: v for k, v in dict(cfg).items() if k not in NOT_DECODING}
+    relevant = {k: v for k, v in to_dict(source.cfg).items() if k not in NOT_DECODING}
     ident = {
         "source": f"{type(source).__module__}.{type(source).__qualname__}",
         "decoder_version": getattr(source, "decoder_version", 0),
@@ -106,7 +103,7 @@ def _write(path: Path, record: Record) -> None:
     if record.instances is not None:
         arrays["instances"] = _smallest(record.instances)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its `allow_pickle` flag
     write_atomic(path, buf.getvalue(), durable=False)  # a lost entry is simply decoded again
 
 

@@ -21,7 +21,7 @@ from rich.table import Table
 from densebench.config import compose as compose_config
 from densebench.data import build_source
 from densebench.data.base import SegmentationSource
-from densebench.data.palette import palette
+from densebench.data.palette import colourize, palette
 from densebench.data.splits import make_splits
 from densebench.errors import ConfigError, DenseBenchError
 
@@ -46,16 +46,6 @@ def dataset_names() -> list[str]:
     from densebench.config import group_options
 
     return sorted(group_options("dataset"))
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, ignore_index: int) -> np.ndarray:
-    """Classes > 0 tinted with their colour; ignored pixels darkened; background left as it is."""
-    out = image.astype(np.float32)
-    labelled = (mask > 0) & (mask != ignore_index)
-    tint = colours[np.where(labelled, mask, 0)].astype(np.float32)
-    out[labelled] = 0.55 * out[labelled] + 0.45 * tint[labelled]
-    out[mask == ignore_index] *= 0.35
-    return out.clip(0, 255).astype(np.uint8)
 
 
 class _Collect(logging.Handler):
@@ -92,7 +82,7 @@ def cmd_list(overrides: list[str]) -> int:
         except DenseBenchError as exc:
             classes, status = list(cfg.get("classes") or []), f"[red]error[/red]: {exc}"
         shown = ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")
-        table.add_row(name, str(cfg.get("level", "")), str(cfg.format),
+        table.add_row(name, str(cfg.level), str(cfg.format),
                       f"{len(classes)}: {shown}" if classes else "from the data", status)
     console.print(table)
     return 0
@@ -137,7 +127,7 @@ def _check(full: DictConfig, cfg: DictConfig, handler: _Collect) -> int:
         images_with += counts > 0
         with_instances += record.instances is not None and bool(record.instances.any())
     try:
-        sizes = {k: len(v) for k, v in make_splits(samples, cfg, int(full.get("seed", 0))).items()}
+        sizes = {k: len(v) for k, v in make_splits(samples, cfg, int(full.seed)).items()}
     except DenseBenchError as exc:
         problems.append(str(exc))
         sizes = {}
@@ -205,7 +195,7 @@ def cmd_export(argv: list[str]) -> int:
         stem = args.out / safe_name(sample.key)
         Image.fromarray(record.image).save(f"{stem}_image.png")
         Image.fromarray(record.mask).save(f"{stem}_mask.png")
-        Image.fromarray(overlay(record.image, record.mask, colours, source.ignore_index)).save(f"{stem}_overlay.png")
+        Image.fromarray(colourize(record.image, record.mask, colours, source.ignore_index)).save(f"{stem}_overlay.png")
     console.print(f"wrote {len(samples) - failed} sample(s) x 3 PNGs to {args.out}" + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0
 

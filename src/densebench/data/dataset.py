@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from typing import Any
 from collections.abc import Callable, Sequence
 from multiprocessing.context import BaseContext
 
@@ -60,7 +61,7 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.load(self.samples[index])
         image, mask = record.image, record.mask
         if self.transform is not None:
@@ -68,7 +69,7 @@ class SegmentationDataset(Dataset):
             self.transform.set_random_seed(item_seed)
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
-        item = {
+        item: dict[str, Any] = {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "mask": torch.from_numpy(np.ascontiguousarray(mask)).long(),
             "index": index,

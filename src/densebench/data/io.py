@@ -207,6 +207,7 @@ def find_matches(root: Path, pattern: str, suffixes: Sequence[str] = IMAGE_SUFFI
     out = []
     for path in find_files(root, pattern, suffixes):
         match = rx.search(path.relative_to(root).as_posix())
+        assert match is not None  # the paths were chosen by this pattern
         out.append((path, {k: v for k, v in match.groupdict().items() if v is not None}))
     return out
 

@@ -1,4 +1,4 @@
-"""Display colours per class, shared by galleries, exports and predictions.
+"""Display colours per class and the one overlay renderer, shared by galleries, exports and predictions.
 
 Classes must be told apart at a glance: the default palette is built once, deterministically, by
 farthest-point selection in CIELAB (each next colour the one farthest from all chosen), starting
@@ -49,6 +49,9 @@ def default_palette(n: int) -> np.ndarray:
         chosen.append(pick)
         nearest = np.minimum(nearest, np.linalg.norm(lab - lab[pick], axis=-1))
     return grid[chosen].astype(np.uint8)
+ALPHA = 0.5  # weight of the class colour over the image
+IGNORED_SHADE = 0.3  # ignored pixels are darkened to this fraction
+BORDER = (20, 20, 20)  # colour of the lines between regions
 
 
 def palette(cfg: DictConfig, n: int) -> np.ndarray:
@@ -58,3 +61,22 @@ def palette(cfg: DictConfig, n: int) -> np.ndarray:
         if len(colours) >= n:
             return colours
     return default_palette(max(n, 1)).copy()
+
+
+def colourize(image: np.ndarray, labels: np.ndarray, colours: np.ndarray, ignore_index: int) -> np.ndarray:
+    """Classes blended with their colour over the image, region borders drawn dark, ignored pixels darkened.
+
+    A class coloured black (the configs' background convention) is left untinted; the borders keep
+    regions readable even when a dataset's colours resemble the stain.
+    """
+    out = image.astype(np.float32)
+    known = labels != ignore_index
+    safe = np.where(known, labels, 0)
+    tinted = known & colours[safe].any(-1)
+    out[tinted] = (1 - ALPHA) * out[tinted] + ALPHA * colours[safe][tinted].astype(np.float32)
+    out[~known] *= IGNORED_SHADE
+    border = np.zeros(labels.shape, bool)
+    border[:-1] |= labels[:-1] != labels[1:]
+    border[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    out[border] = BORDER
+    return out.clip(0, 255).astype(np.uint8)

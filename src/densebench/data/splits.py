@@ -87,10 +87,10 @@ def make_splits(samples: Sequence[Sample], cfg: DictConfig, seed: int) -> dict[s
     if cfg.get("split_file"):
         out = file_split(samples, cfg.split_file)
     else:
-        mode = cfg.get("split", "official")
+        mode = cfg.split
         split_seed = int(cfg.get("split_seed", seed))
         if mode == "official":
-            out = official_split(samples, float(cfg.get("val_fraction", 0.2)), split_seed)
+            out = official_split(samples, float(cfg.val_fraction), split_seed)
         elif mode == "paper":
             out = random_split(samples, _fractions(cfg), split_seed)
         elif mode == "grouped":

@@ -62,7 +62,7 @@ class ProgressiveDecoder(nn.Module):
             if i == last:
                 size = out_size
             elif skip is not None:
-                size = tuple(skip.shape[-2:])
+                size = (int(skip.shape[-2]), int(skip.shape[-1]))
             else:
                 size = (x.shape[-2] * 2, x.shape[-1] * 2)
             x = block(x, size, skip)

@@ -134,6 +134,7 @@ class GlobalBatchNorm(nn.BatchNorm2d):
         g_mean = (n * means).sum(0) / total
         g_var = (n * (variances + (means - g_mean) ** 2)).sum(0) / total
         if self.track_running_stats:
+            assert self.num_batches_tracked is not None and self.running_mean is not None and self.running_var is not None
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)

@@ -109,11 +109,11 @@ def score(pairs, args: argparse.Namespace) -> tuple[dict, bytes]:
                                 match_iou=args.match_iou, detection_radius=args.detection_radius)
     ids = object_classes(names, chosen, "--object-classes")
     scorer = InstanceScorer(names, ids, settings)
-    for key, pred_path, gt_path in pairs:
+    for _key, pred_path, gt_path in pairs:
         gt_inst, gt_types = read_instances(gt_path)
         if typed and gt_types is None:
             raise DataError(f"{gt_path}: --class-names asks for types, but this file has none (see `--help` for where types go)")
-        mask = _check_types(gt_types, len(names), gt_path) if typed else (gt_inst > 0).astype(np.uint8)
+        mask = _check_types(gt_types, len(names), gt_path) if gt_types is not None and typed else (gt_inst > 0).astype(np.uint8)
         if args.pred_kind == "semantic":
             classes = read_classes(pred_path)
             labels = _check_types(classes, len(names), pred_path) if typed else (classes > 0).astype(np.uint8)
@@ -125,7 +125,8 @@ def score(pairs, args: argparse.Namespace) -> tuple[dict, bytes]:
             if typed and pred_types is None:
                 raise DataError(f"{pred_path}: --class-names asks for types, but this prediction has none")
             _same_size(pred_inst, gt_inst, pred_path)
-            pred = from_instances(pred_inst, _check_types(pred_types, len(names), pred_path) if typed else None, ids)
+            types = _check_types(pred_types, len(names), pred_path) if pred_types is not None and typed else None
+            pred = from_instances(pred_inst, types, ids)
         scorer.add(ground_truth(gt_inst, mask, ids), pred)
     settings_out = {"pred_kind": args.pred_kind, "typed": typed}
     block = scorer.block(args.n_bootstrap, args.ci, args.seed, **settings_out)

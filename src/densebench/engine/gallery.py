@@ -25,13 +25,10 @@ from omegaconf import DictConfig
 from PIL import Image, ImageDraw, ImageFont
 
 from densebench.data.select import select_indices
-from densebench.data.palette import palette
+from densebench.data.palette import colourize, palette
 from densebench.files import write_json
 from densebench.metrics import confusion_matrix, summary
 
-ALPHA = 0.5  # weight of the class colour over the image
-IGNORED_SHADE = 0.3  # ignored pixels are darkened to this fraction
-BORDER = (20, 20, 20)  # colour of the lines between regions
 JPEG_QUALITY = 90
 PANELS = ("image", "truth", "pred")
 TITLES = {"image": "image", "truth": "ground truth", "pred": "prediction"}
@@ -47,26 +44,9 @@ class _RunLike(Protocol):
     predictor: Any
     normalize: Any
     device: torch.device
-    model: torch.nn.Module
 
-
-def colourize(image: np.ndarray, labels: np.ndarray, colours: np.ndarray, ignore_index: int) -> np.ndarray:
-    """Classes blended with their colour over the image, region borders drawn dark, ignored pixels darkened.
-
-    A class coloured black (the configs' background convention) is left untinted; the borders keep
-    regions readable even when a dataset's colours resemble the stain.
-    """
-    out = image.astype(np.float32)
-    known = labels != ignore_index
-    safe = np.where(known, labels, 0)
-    tinted = known & colours[safe].any(-1)
-    out[tinted] = (1 - ALPHA) * out[tinted] + ALPHA * colours[safe][tinted].astype(np.float32)
-    out[~known] *= IGNORED_SHADE
-    border = np.zeros(labels.shape, bool)
-    border[:-1] |= labels[:-1] != labels[1:]
-    border[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    out[border] = BORDER
-    return out.clip(0, 255).astype(np.uint8)
+    @property
+    def model(self) -> torch.nn.Module: ...
 
 
 def _fit(array: np.ndarray, side: int, nearest: bool) -> np.ndarray:
@@ -74,7 +54,7 @@ def _fit(array: np.ndarray, side: int, nearest: bool) -> np.ndarray:
     h, w = array.shape[:2]
     scale = side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    resample = Image.NEAREST if nearest else Image.BILINEAR
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
     return np.asarray(Image.fromarray(array).resize(size, resample))
 
 
@@ -118,8 +98,8 @@ def _slug(key: str) -> str:
 @torch.no_grad()
 def save_gallery(run: _RunLike) -> list[dict[str, Any]]:
     """Write the gallery of a run's test split; returns the index entries ([] when eval.gallery.n is 0)."""
-    spec = run.cfg.eval.get("gallery") or {}
-    n = int(spec.get("n", 0) or 0)
+    spec = run.cfg.eval.gallery
+    n = int(spec.n)
     if n <= 0:
         return []
     dataset = run.eval_sets["test"]
@@ -128,11 +108,11 @@ def save_gallery(run: _RunLike) -> list[dict[str, Any]]:
     colours = palette(run.cfg.dataset, len(classes))
     out = run.dir / "gallery"
     out.mkdir(parents=True, exist_ok=True)
-    side = int(spec.get("side", 320))
+    side = int(spec.side)
     was_training = run.model.training
     run.model.eval()
     entries = []
-    for rank, index in enumerate(select_indices([s.key for s in dataset.samples], n, int(spec.get("seed", 0)))):
+    for rank, index in enumerate(select_indices([s.key for s in dataset.samples], n, int(spec.seed))):
         item, key = dataset[index], dataset.samples[index].key
         mask = item["mask"].to(run.device)
         probs = run.predictor(run.normalize(item["image"][None].to(run.device)))
@@ -157,6 +137,6 @@ def save_gallery(run: _RunLike) -> list[dict[str, Any]]:
     run.model.train(was_training)
     write_json(out / "index.json", {
         "classes": classes, "colors": colours[: len(classes)].tolist(), "ignore_index": ignore,
-        "seed": int(spec.get("seed", 0)), "images": entries,
+        "seed": int(spec.seed), "images": entries,
     })
     return entries

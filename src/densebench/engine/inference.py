@@ -96,6 +96,7 @@ class Predictor:
             for (y, x), p in zip(chunk, out):
                 probs[:, y : y + win, x : x + win] += p * weights
                 norm[y : y + win, x : x + win] += weights
+        assert probs is not None  # at least one window
         return (probs / norm)[:, :h, :w]
 
     @torch.no_grad()

@@ -8,6 +8,7 @@ exactly the run's length (the paper ran epoch 1 at LR 0 and let the cosine rise 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import segmentation_models_pytorch as smp
 import torch
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 
 from densebench.errors import ConfigError
 from densebench.model import Segmenter
+from densebench.registry import Registry
 
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "reg_token", "position_embeddings", "mask_token", "register_tokens")
 
@@ -30,14 +32,30 @@ class DiceCE(nn.Module):
         return self.dice(logits, target) + self.ce(logits, target)
 
 
+LOSSES: Registry[Callable[[int], nn.Module]] = Registry("loss")
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
+
+
+@LOSSES.register("dice")
+def _dice(ignore_index: int) -> nn.Module:
+    return smp.losses.DiceLoss("multiclass", from_logits=True, ignore_index=ignore_index)
+
+
+@LOSSES.register("ce")
+def _ce(ignore_index: int) -> nn.Module:
+    return nn.CrossEntropyLoss(ignore_index=ignore_index)
+
+
+LOSSES.register("dice_ce")(DiceCE)
+OPTIMIZERS.register("adam")(torch.optim.Adam)  # the paper's: weight decay as an L2 term
+OPTIMIZERS.register("adamw")(torch.optim.AdamW)  # decoupled weight decay
+
+
 def build_loss(name: str, ignore_index: int) -> nn.Module:
-    if name == "dice":
-        return smp.losses.DiceLoss("multiclass", from_logits=True, ignore_index=ignore_index)
-    if name == "ce":
-        return nn.CrossEntropyLoss(ignore_index=ignore_index)
-    if name == "dice_ce":
-        return DiceCE(ignore_index)
-    raise ConfigError(f"train.loss={name} is not known; use dice, ce or dice_ce")
+    """`train.loss` by name; every loss leaves pixels labelled `ignore_index` out."""
+    if name not in LOSSES:
+        raise ConfigError(f"train.loss={name} is not known; use {', '.join(LOSSES.names())}")
+    return LOSSES.get(name)(ignore_index)
 
 
 def _no_decay(name: str, p: nn.Parameter) -> bool:
@@ -67,13 +85,10 @@ def build_optimizer(model: Segmenter, cfg: DictConfig) -> torch.optim.Optimizer:
     groups = param_groups(model, cfg)
     if not groups:
         raise ConfigError("nothing to train: every parameter is frozen")
-    betas = tuple(cfg.train.betas)
     name = cfg.train.optimizer
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=float(cfg.train.lr), betas=betas)
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=float(cfg.train.lr), betas=betas)
-    raise ConfigError(f"train.optimizer={name} is not known; use adam or adamw")
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"train.optimizer={name} is not known; use {', '.join(OPTIMIZERS.names())}")
+    return OPTIMIZERS.get(name)(groups, lr=float(cfg.train.lr), betas=tuple(cfg.train.betas))
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+)
 
 
 class RunProgress:
@@ -17,7 +19,8 @@ class RunProgress:
             style = "rich" if sys.stdout.isatty() else "plain"
         self.style = style
         self._bars: Progress | None = None
-        self._epoch_task = self._step_task = None
+        self._epoch_task: TaskID | None = None
+        self._step_task: TaskID | None = None
 
     def __enter__(self) -> "RunProgress":
         if self.style == "rich":
@@ -47,7 +50,7 @@ class RunProgress:
             self._bars.update(self._step_task, advance=advance, info=info)
 
     def end_epoch(self, line: str) -> None:
-        if self._bars is not None:
+        if self._bars is not None and self._epoch_task is not None:
             self._bars.update(self._epoch_task, advance=1, info=line)
             self._bars.console.print(line, highlight=False)
         elif self.style == "plain":

@@ -92,7 +92,7 @@ def task(cfg: DictConfig) -> str:
     except preempt.Preempted as exc:
         print_error(exc)
         preempt.hand_on(exc)
-    if record is not None and cfg.get("progress", "auto") != "none":
+    if record is not None and cfg.progress != "none":
         print_result(record, console)
         if not multirun:
             console.print(f"next: densebench report {cfg.output_dir}   (tables, rankings and figures of every run "

@@ -1,21 +1,31 @@
-"""Resolve what a run needs from its config: device, precision, input size, seeds, data."""
+"""Resolve what a run needs from its config: device, precision, input size, seeds, data.
+
+`build_environment` is the one set-up sequence (seed, device, precision, data, model, input size) that
+`densebench run`, `densebench bench` and the analyses share, so they cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from densebench.backbones.base import Backbone
-from densebench.data import Sample, SegmentationSource, build_source
+from densebench.backbones.catalog import build_on_meta
+from densebench.data import Record, Sample, SegmentationSource, build_source
+from densebench.data.cache import cached_loader
 from densebench.data.fingerprint import files_fingerprint
 from densebench.data.splits import make_splits
+from densebench.engine.inference import Normalizer, Predictor
 from densebench.errors import ConfigError
+from densebench.model import Segmenter, build_model
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
@@ -52,8 +62,8 @@ def resolve_input_size(cfg: DictConfig, backbone: Backbone) -> int:
     """Explicit `input_size`, else `input_size_target` rounded to the patch grid, else the model's fixed
     size, else the paper's rule from the dataset's shorter side."""
     p = backbone.patch_size
-    fixed = cfg.model.get("fixed_input_size")
-    if cfg.get("input_size") is not None:
+    fixed = cfg.model.fixed_input_size
+    if cfg.input_size is not None:
         size = int(cfg.input_size)
         if size <= 0 or size % p:
             lo, hi = max(p, size // p * p), (size // p + 1) * p
@@ -63,11 +73,11 @@ def resolve_input_size(cfg: DictConfig, backbone: Backbone) -> int:
         if fixed and size != int(fixed):
             raise ConfigError(f"model {cfg.model.name} only takes input_size={fixed}; drop the input_size override")
         return size
-    if cfg.get("input_size_target") is not None:
+    if cfg.input_size_target is not None:
         return nearest_patch_multiple(int(cfg.input_size_target), p, cfg.model.name, fixed)
     if fixed:
         return int(fixed)
-    side = min(int(cfg.dataset.min_side), int(cfg.dataset.get("max_input_size", 1000)))
+    side = min(int(cfg.dataset.min_side), int(cfg.dataset.max_input_size))
     if side < p:
         raise ConfigError(f"dataset {cfg.dataset.name}: images ({side}px) are smaller than one {p}px patch")
     return side // p * p
@@ -106,3 +116,85 @@ class DataSplits:
 def load_splits(cfg: DictConfig) -> DataSplits:
     source = build_source(cfg.dataset)
     return DataSplits(source, make_splits(source.samples(), cfg.dataset, int(cfg.seed)))
+
+
+@dataclass
+class Environment:
+    """Everything a run, a benchmark or an analysis sets up from one config, in one order."""
+
+    cfg: DictConfig
+    device: torch.device
+    precision: str
+    data: DataSplits | None
+    model: Segmenter | None
+    backbone: Backbone
+    input_size: int
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return PRECISIONS[self.precision]
+
+    @property
+    def segmenter(self) -> Segmenter:
+        """The model (an environment built with `model=False` has none)."""
+        if self.model is None:
+            raise RuntimeError("this environment was built without a model")
+        return self.model
+
+    @property
+    def splits(self) -> DataSplits:
+        """The data (an environment built with `data=False` has none)."""
+        if self.data is None:
+            raise RuntimeError("this environment was built without data")
+        return self.data
+
+    def normalizer(self) -> Normalizer:
+        return Normalizer.for_backbone(self.backbone, self.device)
+
+    def predictor(self, size: int | None = None) -> Predictor:
+        """Whole-image inference as `eval.*` configures it, with windows of `size` (default: the input size)."""
+        ev = self.cfg.eval
+        return Predictor(self.segmenter, size or self.input_size, ev.mode, float(ev.overlap), int(ev.window_batch),
+                         ev.blend, self.autocast_dtype)
+
+    def sample_loader(self) -> Callable[[Sample], Record]:
+        """Decodes a sample: through the decoded-sample cache when `cache_dir` is set."""
+        source = self.splits.source
+        return cached_loader(source, self.cfg.cache_dir) if self.cfg.cache_dir else source.load
+
+    def model_facts(self) -> dict[str, Any]:
+        """What metrics.json and the analyses record about the model: its config and the built backbone."""
+        m, backbone = self.cfg.model, self.backbone
+        return {
+            "name": m.name, "display_name": m.display_name, "published_key": m.published_key,
+            "pretrained": bool(m.pretrained), "weights": m.weights, "variant": m.variant, "origin": backbone.origin,
+            "patch_size": backbone.patch_size, "embed_dim": backbone.embed_dim,
+            "num_prefix_tokens": backbone.num_prefix_tokens, "input_size": self.input_size,
+            "params": self.model.parameter_counts() if self.model is not None else None,
+        }
+
+    def device_facts(self) -> dict[str, Any]:
+        """The device a result was measured on."""
+        cuda = self.device.type == "cuda"
+        return {"type": self.device.type, "name": torch.cuda.get_device_name(self.device) if cuda else "cpu",
+                "precision": self.precision, "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def build_environment(cfg: DictConfig, *, data: bool = True, model: bool = True,
+                      num_classes: int | None = None) -> Environment:
+    """Seed, device and precision, then the data splits (`data`), then the model (`model`; else the backbone on
+    the meta device, only to fix the input size), then the input size. Without data, `num_classes` sizes the head."""
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.train.precision, device)
+    seed_everything(int(cfg.seed))
+    backbone = build_on_meta(cfg.model)
+    input_size = resolve_input_size(cfg, backbone)  # a bad size costs no data decoding and no weights
+    splits = load_splits(cfg) if data else None
+    classes = splits.source.num_classes if splits is not None else num_classes
+    segmenter: Segmenter | None = None
+    if model:
+        if classes is None:
+            raise ValueError("build_environment(data=False, model=True) needs num_classes")
+        segmenter = build_model(cfg, classes).to(device)
+        backbone = segmenter.backbone
+    return Environment(cfg, device, precision, splits, segmenter, backbone, input_size)

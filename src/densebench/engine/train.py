@@ -26,24 +26,22 @@ from torch.utils.data import DataLoader, Subset
 
 import densebench
 from densebench.engine.gallery import save_gallery
-from densebench.backbones.catalog import build_on_meta
-from densebench.data.cache import cached_loader
 from densebench.data.dataset import SegmentationDataset, worker_context
 from densebench.data.fingerprint import check_or_record, check_same_data, recorded_root
 from densebench.data.transforms import build_train_transform
 from densebench.engine import checkpoint, ddp
-from densebench.engine.inference import Normalizer, Predictor, evaluate
+from densebench.engine.inference import evaluate
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
 from densebench.engine.progress import RunProgress
 from densebench.engine.sampler import EpochBatches
-from densebench.engine.setup import (
-    PRECISIONS, DataSplits, load_splits, resolve_device, resolve_input_size, resolve_precision, seed_everything,
-)
+from densebench.backbones.catalog import build_on_meta
+from densebench.engine.setup import DataSplits, build_environment, load_splits
+from densebench.config import load_yaml
 from densebench.errors import ConfigError
 from densebench.files import read_json, remove_partial_writes, write_atomic, write_json
 from densebench.metrics import summary, test_block
 from densebench.metrics.instance import InstanceScorer
-from densebench.model import Segmenter, build_model
+from densebench.model import Segmenter
 from densebench.runs import preempt
 from densebench.runs.rundir import first_difference, git_commit, is_complete, run_dir, semantic_config
 
@@ -75,7 +73,7 @@ class Run:
         self.overrides = list(overrides)
         self.dir = run_dir(cfg, overrides)
         self.ckpt_dir = self.dir / "checkpoints"
-        self.progress = RunProgress(cfg.get("progress", "auto") if ddp.is_main() else "none")
+        self.progress = RunProgress(cfg.progress if ddp.is_main() else "none")
         self.partial: Partial | None = None
 
     # ----- setup -------------------------------------------------------------------------------
@@ -93,7 +91,7 @@ class Run:
         saved = self.dir / "config.yaml"
         current = semantic_config(cfg)
         if saved.is_file() and (self.ckpt_dir / "last.pt").is_file():
-            previous = semantic_config(OmegaConf.load(saved))
+            previous = semantic_config(load_yaml(saved))
             diff = first_difference(previous, current)
             if diff:
                 raise ConfigError(
@@ -117,19 +115,15 @@ class Run:
         """Data, model, optimiser; `model=False` stops after the datasets (loader benchmarks), with the
         backbone built on the meta device only to fix the input size."""
         cfg = self.cfg
-        self.device = resolve_device(cfg.device)
-        self.precision = resolve_precision(cfg.train.precision, self.device)
-        self.autocast_dtype = PRECISIONS[self.precision]
-        seed_everything(int(cfg.seed))
-        self.input_size = resolve_input_size(cfg, build_on_meta(cfg.model))  # a bad size costs no data or weights
-        self.data: DataSplits = load_splits(cfg)
+        self.env = env = build_environment(cfg, model=model)
+        self.device, self.precision, self.autocast_dtype = env.device, env.precision, env.autocast_dtype
+        self.data: DataSplits = env.splits
         self.data_facts = self.data.facts()
         if ddp.is_main():
             check_or_record(self.dir, self.data_facts, cfg.dataset.get("root"), (self.ckpt_dir / "last.pt").is_file())
             write_json(self.dir / "splits.json", {k: [s.key for s in v] for k, v in self.data.splits.items()})
-        if model:
-            self.model: Segmenter = build_model(cfg, self.data.source.num_classes).to(self.device)
-        load = cached_loader(self.data.source, cfg.cache_dir) if cfg.get("cache_dir") else self.data.source.load
+        self.input_size = env.input_size
+        load = env.sample_loader()
         self.train_set = SegmentationDataset(
             self.data.splits["train"], load, build_train_transform(cfg.train.augment, self.input_size), int(cfg.seed)
         )
@@ -137,17 +131,16 @@ class Run:
         ddp.check_batches(len(self.train_set), int(cfg.train.batch_size))
         if not model:
             return
-        self.normalize = Normalizer.for_backbone(self.model.backbone, self.device)
+        self.model: Segmenter = env.segmenter
+        self.normalize = env.normalizer()
         self.criterion = build_loss(cfg.train.loss, self.data.source.ignore_index)
         self.steps_per_epoch = math.ceil(len(self.train_set) / (cfg.train.batch_size * cfg.train.accumulate))
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.predictor = Predictor(
-            self.model, self.input_size, cfg.eval.mode, float(cfg.eval.overlap), int(cfg.eval.window_batch),
-            cfg.eval.blend, self.autocast_dtype,
-        )
-        self.start_epoch, self.best_value, self.best_epoch, self.epoch_seconds = 0, -math.inf, -1, []
+        self.predictor = env.predictor()
+        self.start_epoch, self.best_value, self.best_epoch = 0, -math.inf, -1
+        self.epoch_seconds: list[float] = []
         self.log: list[dict[str, Any]] = []  # log.jsonl's records, kept in the checkpoint so both always agree
         source = self.data.source  # instance scoring is checked now, not after training
         self.instance_scorer = (InstanceScorer.for_dataset(cfg.eval.instance, source.classes, source.ignore_index)
@@ -194,7 +187,7 @@ class Run:
         return DataLoader(
             dataset, **batching, generator=gen, num_workers=workers, pin_memory=self.device.type == "cuda",
             persistent_workers=False,
-            multiprocessing_context=worker_context(self.cfg.train.get("worker_start", "fork")) if workers else None,
+            multiprocessing_context=worker_context(self.cfg.train.worker_start) if workers else None,
         )
 
     def train_epoch(self, epoch: int) -> float:
@@ -285,6 +278,7 @@ class Run:
         self.progress.start_epochs(epochs, self.start_epoch)
         for epoch in range(self.start_epoch, epochs):
             loss = self.train_epoch(epoch)
+            assert self.partial is not None  # train_epoch keeps the epoch's progress there
             seconds = self.partial.seconds
             record = {"epoch": epoch + 1, "train_loss": loss, "lr": self.scheduler.get_last_lr()[-1],
                       "train_s": seconds}
@@ -365,14 +359,7 @@ def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
         "code": {"version": densebench.__version__, "git_commit": git_commit()},
         "config": OmegaConf.to_container(cfg, resolve=True),
         "data": {**run.data_facts, "split": cfg.dataset.get("split_file") or cfg.dataset.get("split")},
-        "model": {
-            "name": model_cfg.name, "display_name": model_cfg.get("display_name"),
-            "published_key": model_cfg.get("published_key"), "pretrained": bool(model_cfg.get("pretrained", False)),
-            "weights": model_cfg.get("weights"), "variant": model_cfg.get("variant", "full"),
-            "patch_size": run.model.backbone.patch_size, "embed_dim": run.model.backbone.embed_dim,
-            "num_prefix_tokens": run.model.backbone.num_prefix_tokens, "input_size": run.input_size,
-            "params": run.model.parameter_counts(), "origin": run.model.backbone.origin,
-        },
+        "model": run.env.model_facts(),
         "test": test,
         "val": {"select_metric": cfg.train.select_metric, "best_epoch": int(best["epoch"]) + 1, "best": best["val"]},
         "timing": {
@@ -385,10 +372,8 @@ def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
             "peak_cuda_mb": torch.cuda.max_memory_allocated(run.device) / 2**20 if run.device.type == "cuda" else None,
         },
         "device": {
-            "type": run.device.type,
-            "name": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
-            "precision": run.precision, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "runtime": OmegaConf.to_container(cfg.runtime, resolve=True) if "runtime" in cfg else None,
+            **run.env.device_facts(),
+            "runtime": OmegaConf.to_container(cfg.runtime, resolve=True),
         },
     }
     write_json(run.dir / "metrics.json", record)

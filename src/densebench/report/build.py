@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -262,7 +263,7 @@ class _Builder:
         """Forward FLOPs per model at `flops_size` (meta device, from the runs' or the catalog's model configs)."""
         if not self.options.flops_size:
             return None
-        from densebench.analysis.flops import flops_by_model
+        from densebench.bench.flops import flops_by_model
 
         models = sorted(set(v.cells.loc[v.cells["variant"] == "", "model"]))
         run_cfgs = {d["run"]["model"]: (d.get("config") or {}).get("model") for d in self.results.details.values()}
@@ -300,7 +301,7 @@ class _Builder:
                        f"blocks ({blocks} cells)\nNemenyi CD (α={alpha}); Friedman p = {test['p_value']:.2g}")
             self.plot("cd_" + source + "_" + name.replace(" | ", "_"), f"Critical difference: {name} ({title})",
                       f"Statistics ({title})",
-                      lambda path, r=ranks, c=cliques, h=heading, t=test: plots.cd_diagram(r, t["critical_difference"], c, h, path))
+                      functools.partial(plots.cd_diagram, ranks, test["critical_difference"], cliques, heading))
         self.tables.append(records_table(
             f"friedman_{source}", f"Friedman tests with Nemenyi critical difference ({title})", f"Statistics ({title})",
             rows, {"test": "Test", "blocks": "Blocks", "k": "k", "n_blocks": "N", "incomplete": "Incomplete blocks",
@@ -379,7 +380,8 @@ class _Builder:
             return
         cells = analysis.aggregate(inst, self.catalog)
         metrics = list(dict.fromkeys(inst["metric"]))
-        rows, doc = [], {}
+        rows: list[dict[str, Any]] = []
+        doc: dict[str, Any] = {}
         for (dataset, entry, strategy, protocol, axes), g in cells.groupby(
                 ["dataset", "entry", "strategy", "protocol", "axes"], sort=True):
             by_metric = {r.metric: r for r in g.itertuples()}

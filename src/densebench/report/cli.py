@@ -6,9 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
 from rich.console import Console
 
+from densebench.config import load_yaml
 from densebench.errors import DenseBenchError
 from densebench.report.build import Options, build_report
 from densebench.report.load import Results, load_published, load_runs
@@ -60,7 +60,7 @@ def _config_dir() -> Path | None:
 def default_runs_dir(config_dir: Path | None) -> Path:
     """The configured output root: `output_dir` of configs/config.yaml (DENSEBENCH_OUTPUT, else ./outputs)."""
     if config_dir is not None:
-        value = OmegaConf.load(config_dir / "config.yaml").get("output_dir")
+        value = load_yaml(config_dir / "config.yaml").get("output_dir")
         if value:
             return Path(str(value))
     return Path("outputs")

@@ -31,7 +31,6 @@ document.querySelectorAll('img[data-same-as]').forEach(function(img){
   var source=document.getElementById(img.getAttribute('data-same-as'));if(source){img.src=source.src;}
 });
 """
-PANEL_TITLES = {"image": "image", "truth": "ground truth", "pred": "prediction"}
 
 
 def read_index(run_dir: str) -> tuple[Path, dict[str, Any]] | None:

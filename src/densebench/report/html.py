@@ -132,7 +132,7 @@ def table_html(table: Table, run_anchor: dict[str, str] | None = None) -> str:
     n = len(table.frame)
     for i in range(n):
         cells = []
-        for j, col in enumerate(table.frame.columns):
+        for j, _col in enumerate(table.frame.columns):
             text = str(table.frame.iat[i, j])
             sort = _number(table.sort.iat[i, j])
             attrs = "" if sort is None else f' data-v="{escape(sort)}"'

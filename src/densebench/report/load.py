@@ -175,6 +175,12 @@ def find_runs(dirs: list[Path], exclude: Path | None = None) -> tuple[list[tuple
     return sorted(finished.items()), sorted(problems.values(), key=lambda p: (p.dataset, p.model, p.strategy, p.run_dir))
 
 
+def _mapping(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    """`doc[key]` when it is a mapping, else {} (older or hand-written metrics.json files)."""
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _shared(identities: list[Identity], kind: str) -> frozenset[tuple[str, Any]]:
     sets = [i.settings[kind] for i in identities]
     return frozenset.intersection(*sets) if sets else frozenset()
@@ -200,15 +206,14 @@ def load_runs(dirs: list[Path], catalog: Catalog, exclude: Path | None = None, d
     rows, class_rows, instance_rows, details = [], [], [], {}
     for run_dir, doc in finished:
         run, test = doc["run"], doc["test"]
-        cfg = doc.get("config") if isinstance(doc.get("config"), dict) else {}
-        model_block = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+        cfg, model_block = _mapping(doc, "config"), _mapping(doc, "model")
         run_id = str(run_dir)
         details[run_id] = doc
         catalog.learn("model", run["model"], model_block.get("display_name"), model_block.get("published_key"))
         for kind, group in (("dataset", "dataset"), ("strategy", "adapter")):
-            block = cfg.get(group) if isinstance(cfg.get(group), dict) else {}
+            block = _mapping(cfg, group)
             catalog.learn(kind, run[group], block.get("display_name"), block.get("published_key"))
-        adapter_cfg = cfg.get("adapter") if isinstance(cfg.get("adapter"), dict) else {}
+        adapter_cfg = _mapping(cfg, "adapter")
         identity = ids[run_dir]
         dataset_settings = identity.label("dataset", dataset_shared[str(run["dataset"])])
         base = {

@@ -356,7 +356,7 @@ def cd_diagram(ranks: dict[str, float], cd: float, cliques: list[list[str]], tit
     The title states what was ranked over how many blocks (N); a note under the axis says what the bars mean.
     `highlight`: names drawn in red and bold (e.g. own runs among published results).
     """
-    names = sorted(ranks, key=ranks.get)
+    names = sorted(ranks, key=lambda name: ranks[name])
     k = len(names)
     half = math.ceil(k / 2)
     height = 1.9 + 0.22 * half + 0.12 * len(cliques)

@@ -138,15 +138,15 @@ def paired_bootstrap(
     weights = resample_weights(len(keys_a), n_resamples, seed).double()
     va, vb = _resampled(ta, weights, metric), _resampled(tb, weights, metric)
     keep = ~(torch.isnan(va) | torch.isnan(vb))
-    va, vb = va[keep].numpy(), vb[keep].numpy()
-    diff = va - vb
+    kept_a, kept_b = va[keep].numpy(), vb[keep].numpy()
+    diff = kept_a - kept_b
     alpha = (1 - ci) / 2
     lo, hi = np.quantile(diff, [alpha, 1 - alpha])
-    a_lo, a_hi = np.quantile(va, [alpha, 1 - alpha])
-    b_lo, b_hi = np.quantile(vb, [alpha, 1 - alpha])
+    a_lo, a_hi = np.quantile(kept_a, [alpha, 1 - alpha])
+    b_lo, b_hi = np.quantile(kept_b, [alpha, 1 - alpha])
     point_a = float(summary(ta.sum(0))[metric])
     point_b = float(summary(tb.sum(0))[metric])
-    p_value = float(min(1.0, 2 * min((diff <= 0).mean(), (diff >= 0).mean())))
+    p_value = min(1.0, 2 * min(float((diff <= 0).mean()), float((diff >= 0).mean())))
     pct = f"{ci:.0%}"
     p_text = f"p = {p_value:.3g}" if p_value > 0 else f"p < {1 / len(diff):.2g}"
     if lo > 0 or hi < 0:
@@ -159,7 +159,7 @@ def paired_bootstrap(
     return {
         "a": a.label, "b": b.label, "a_run": str(a.run_dir), "b_run": str(b.run_dir), "metric": metric,
         "n_images": int(len(keys_a)), "n_resamples": int(len(diff)), "seed": seed, "ci": ci,
-        "a_point": point_a, "b_point": point_b, "a_mean": float(va.mean()), "b_mean": float(vb.mean()),
+        "a_point": point_a, "b_point": point_b, "a_mean": float(kept_a.mean()), "b_mean": float(kept_b.mean()),
         "a_ci": [float(a_lo), float(a_hi)], "b_ci": [float(b_lo), float(b_hi)],
         "difference_mean": float(diff.mean()), "difference_ci": [float(lo), float(hi)], "p_value": p_value,
         "significant": bool(lo > 0 or hi < 0), "arm_cis_overlap": bool(a_lo <= b_hi and b_lo <= a_hi),

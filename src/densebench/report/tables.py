@@ -212,7 +212,7 @@ def records_table(name: str, title: str, section: str, rows: list[dict[str, Any]
     keys = pd.DataFrame([[r.get(k) for k in columns] for r in rows], columns=list(columns.values()))
     frame = keys.copy()
     for col in frame.columns:
-        frame[col] = [fmt(v) if isinstance(v, (float, np.floating)) else (MISSING if v is None else str(v)) for v in keys[col]]
+        frame[col] = [fmt(float(v)) if isinstance(v, (float, np.floating)) else (MISSING if v is None else str(v)) for v in keys[col]]
     sort = keys.map(lambda v: math.nan if v is None else v if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else str(v))
     return make_table(name, title, section, frame, sort=sort,
                       data=pd.DataFrame(rows) if data is None else data, note=note, label_columns=label_columns)

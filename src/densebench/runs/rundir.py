@@ -8,8 +8,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from densebench.config import to_dict
 from densebench.files import read_json
 
 # Overrides that name the run's identity (already in the path) or change nothing in its results (the
@@ -47,7 +48,7 @@ def run_dir(cfg: DictConfig, overrides: list[str]) -> Path:
 
 def semantic_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config without runtime-only keys: what must match for a resume to be valid."""
-    data = OmegaConf.to_container(cfg, resolve=True)
+    data = to_dict(cfg)
     for dotted in RUNTIME_KEYS:
         parts = dotted.split(".")
         node = data

@@ -10,41 +10,90 @@ With submitit_slurm, SLURM is first asked whether it could run the jobs at all (
 
 When every cell has run, the sweep ends with a summary (done, skipped, failed with each one-line error)
 and exits with status 1 if any cell failed, so a script or a cluster job can tell.
+
+Only Hydra's public plugin API is used: the sweep grammar is parsed by `OverridesParser` and expanded
+here into the cartesian product of the swept values, as Hydra's basic sweeper does (discrete sweeps:
+`a,b`, `range()`, `glob()`, `choice()`; `hydra.sweeper.params` first, command line after), batched by
+`max_batch_size`, with the sweep's `multirun.yaml` saved in the sweep directory.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import HydraException
 from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.densebench_sweeper import slurm
 
 log = logging.getLogger(__name__)
 
 
-class DenseBenchSweeper(BasicSweeper):
+def expand(overrides: list[Any]) -> list[list[str]]:
+    """Every combination of the swept values, one override list per job (later keys vary fastest)."""
+    choices: dict[str, list[str]] = {}
+    for override in overrides:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            raise HydraException(f"{key}: the densebench sweeper takes lists, range(), glob() and choice(); "
+                                 f"not {override.value_type.name}")
+    return [list(job) for job in itertools.product(*choices.values())]
+
+
+class DenseBenchSweeper(Sweeper):
     def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None) -> None:
-        super().__init__(max_batch_size=max_batch_size, params=params)
+        super().__init__()
+        if max_batch_size is not None and max_batch_size <= 0:
+            raise HydraException(f"hydra.sweeper.max_batch_size={max_batch_size}: use a positive number or null")
+        self.max_batch_size = max_batch_size
+        self.params = dict(params or {})
+        self.hydra_context: Any = None
+        self.config: DictConfig | None = None
+        self.launcher: Launcher | None = None
         self.cells: list[Any] = []
         self._batch: list[tuple[Any, bool]] = []
         self.outcomes: list[tuple[Any, str, str]] = []  # (cell, done | skipped | failed, one-line reason)
 
-    def sweep(self, arguments: list[str]) -> Any:
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        self.hydra_context, self.config = hydra_context, config
+        inner = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+        self.launcher = _SkipSettled(inner, self)
+
+    def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
         """Every cell of the grid, then the summary; exit status 1 when a cell failed."""
-        results = super().sweep(arguments)
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        jobs = expand(parser.parse_overrides([*(f"{k}={v}" for k, v in self.params.items()), *arguments]))
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        size = self.max_batch_size or max(len(jobs), 1)
+        returns: list[Sequence[JobReturn]] = []
+        for start in range(0, len(jobs), size):
+            batch = jobs[start : start + size]
+            self.validate_batch_is_legal(batch)
+            results = self.launcher.launch(batch, initial_job_idx=start)
+            for r in results:
+                _ = r.return_value  # raises the job's exception, as Hydra's sweepers do
+            returns.append(results)
         if summarise(self.outcomes):
             raise SystemExit(1)
-        return results
-
-    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
-        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self.launcher = _SkipSettled(self.launcher, self)
+        return returns
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Compose and resolve each cell (the basic sweeper only composes) and record where it writes.
@@ -76,7 +125,7 @@ class DenseBenchSweeper(BasicSweeper):
             cell = Cell.from_config(cfg, list(cfg.hydra.overrides.task))
             # A finished cell whose dataset.root changed is launched: its run compares the data (data/fingerprint.py).
             moved = cfg.dataset.get("root") != recorded_root(cell.run_dir) and (cell.run_dir / "metrics.json").is_file()
-            self._batch.append((cell, bool(cfg.get("force", False)) or moved))
+            self._batch.append((cell, bool(cfg.force) or moved))
         self.cells += [cell for cell, _ in self._batch]
         write_manifest(Path(str(self.config.hydra.sweep.dir)), self.cells)
 

@@ -13,7 +13,6 @@ from tests.data.checks import assert_reads_as_released
 from tests.data.tissue.helpers import source
 
 NAMES = ["glas", "crag", "rings", "bcss", "cosas24", "ebhi", "wsss4luad", "janowczyk", "cocahis", "folder", "json_list"]
-OFFICIAL = {"glas", "crag", "rings", "bcss", "cocahis", "json_list"}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -22,18 +21,7 @@ def test_loader_returns_the_released_image_mask_and_instances(name, tmp_path):
     assert_reads_as_released(source(name, root), expected)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_default_split_fills_train_val_test_and_keeps_the_official_test_set(name, tmp_path):
-    root, _ = make(name, tmp_path)
-    src = source(name, root)
-    samples = src.samples()
-    splits = make_splits(samples, src.cfg, seed=0)
-    assert sum(map(len, splits.values())) == len(samples)
-    assert all(splits.values())
-    if name in OFFICIAL:
-        assert {s.key for s in splits["test"]} == {s.key for s in samples if s.split == "test"}
-    groups = [{s.group for s in part if s.group is not None} for part in splits.values()]
-    assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+# Split coverage, the official test set and patient groups of every dataset: tests/data/test_contract.py.
 
 
 def test_bcss_scores_outside_roi_only_in_paper_mode(tmp_path):

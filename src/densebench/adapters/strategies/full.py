@@ -19,12 +19,10 @@ from densebench.errors import ConfigError
 
 @ADAPTERS.register("full")
 class Full(Adapter):
-    backbone_trainable = True
-
     def __init__(self, backbone: Backbone, cfg: DictConfig) -> None:
         super().__init__(backbone, cfg)
         # Both options are off unless configured (configs/adapter/full.yaml documents them).
-        self.layer_decay = float(cfg.get("layer_decay", 1.0))
+        self.layer_decay = float(cfg.layer_decay)
         if not 0.0 < self.layer_decay <= 1.0:
             raise ConfigError(f"adapter.layer_decay={self.layer_decay} must be in (0, 1]; 1 turns decay off")
         for p in self.backbone.parameters():
@@ -37,7 +35,7 @@ class Full(Adapter):
         decay = self.layer_decay
         if decay == 1.0:
             return {}
-        base = float(self.cfg.get("backbone_lr_mult", 1.0))
+        base = float(self.cfg.backbone_lr_mult)
         ids, depth = layer_ids(self.backbone, self.backbone.model_name)
         return {
             id(p): base * decay ** (depth + 1 - ids[name])

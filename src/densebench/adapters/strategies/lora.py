@@ -101,8 +101,6 @@ def check_every_block_adapted(backbone: Backbone, target_set: str) -> Counter:
 class LowRank(Adapter):
     """LoRA (`use_dora: false`) or DoRA (`use_dora: true`) injected in place into the backbone."""
 
-    backbone_trainable = True  # gradients flow through the frozen base weights into the adapters
-
     def __init__(self, backbone: Backbone, cfg: DictConfig) -> None:
         # peft pulls in transformers (seconds): import it only when a low-rank strategy is built, not
         # whenever the adapter registry loads this module.

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from omegaconf import DictConfig
 from torch import nn
 
@@ -23,7 +25,7 @@ def lora_patterns(blocks: str, attn: str, mlp: str) -> dict[str, str]:
 class WrappedModel(Backbone):
     """A timm / transformers model as `self.model`: the original checkpoint loads into it as it is."""
 
-    model: nn.Module
+    model: Any  # the library's model (timm, transformers): its attributes are typed there, not as nn.Module's
 
     def _describe(self, cfg: DictConfig, patch_size: int, embed_dim: int, num_prefix_tokens: int,
                   num_blocks: int) -> None:

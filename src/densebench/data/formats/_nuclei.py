@@ -45,7 +45,7 @@ class NucleiSource(SegmentationSource):
         if codes is None:
             raise ConfigError(f"dataset '{cfg.name}' has no `codes` table (release code -> class id)")
         self.codes = {int(k): int(v) for k, v in codes.items()}
-        self.layout = cfg.get("layout") or {}
+        self.layout: DictConfig = cfg.get("layout") or DictConfig({})
 
     def to_classes(self, raw: np.ndarray, where: str) -> np.ndarray:
         """Release codes → class ids (255 = ignore); a code missing from the table is an error."""
@@ -88,7 +88,7 @@ class NucleiSource(SegmentationSource):
                 if k in out:
                     raise DataError(f"{what}: two files for {stem}: {out[k]} and {p}; remove one copy")
                 out[k] = p
-        return [(tag, stem, image, label) for (tag, stem), image, label in pair_by_key(*indexed, what, self.label_kind)]
+        return [(tag, stem, image, label) for (tag, stem), image, label in pair_by_key(indexed[0], indexed[1], what, self.label_kind)]
 
     def scan_one(self, pattern: str, suffixes: tuple[str, ...], what: str) -> Path:
         """The single file matching `pattern` (a release table such as a split list); none or several is an error."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from densebench.config import merge
 from densebench.data import SOURCES
 from densebench.data.base import Record, Sample, SegmentationSource
 from densebench.data.formats._nuclei import NothingFound
@@ -25,8 +26,8 @@ class AnyOf(SegmentationSource):
             raise ConfigError(f"dataset '{cfg.name}': format any_of needs `releases` (one entry per release layout)")
         self.variants: dict[str, SegmentationSource] = {}
         for name, spec in releases.items():
-            base = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("releases", "format", "layout")])
-            merged = OmegaConf.merge(base, spec)
+            base = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k not in ("releases", "format", "layout")])
+            merged = merge(base, spec)
             self.variants[str(name)] = SOURCES.get(merged.format)(merged)
         self.chosen: SegmentationSource | None = None
 
@@ -65,5 +66,6 @@ class AnyOf(SegmentationSource):
 
     def load(self, sample: Sample) -> Record:
         if self.chosen is None:
-            self.samples()
+            self.samples()  # chooses the release (or fails naming what it found)
+        assert self.chosen is not None
         return self.chosen.load(sample)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from densebench.config import merge
 from densebench.data import SOURCES
 from densebench.data.base import Record, Sample, SegmentationSource
 from densebench.data.io import read_class_ids, read_image
@@ -61,9 +62,9 @@ class JsonList(SegmentationSource):
             classes = list(cfg.classes) if cfg.get("classes") else [f"class_{i}" for i in range(k)]
             if len(classes) != k:
                 raise ConfigError(f"dataset.classes lists {len(classes)} classes but {self.json_path} has num_classes={k}")
-            cfg = OmegaConf.merge(cfg, {"classes": classes})
+            cfg = merge(cfg, {"classes": classes})
         elif not cfg.get("classes"):
-            cfg = OmegaConf.merge(cfg, {"classes": []})
+            cfg = merge(cfg, {"classes": []})
         super().__init__(cfg)
 
     @property
@@ -76,6 +77,7 @@ class JsonList(SegmentationSource):
         base = self.root
         out: list[Sample] = []
         seen: dict[str, str] = {}
+        assert self.data is not None  # __init__ read it (a missing root fails there)
         for split in SPLIT_NAMES:
             for i, entry in enumerate(self.data["data"].get(split) or []):
                 where = f"{self.json_path} data.{split}[{i}]"

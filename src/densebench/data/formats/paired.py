@@ -102,7 +102,7 @@ class PairedFiles(SegmentationSource):
             table = spec.get("colours")
             if not table:
                 raise ConfigError(f"{option}: a 'colours' layer needs `colours:` (class name -> RGB of the release)")
-            colours = tuple((tuple(int(c) for c in rgb), class_id(self.classes, n, f"{option}.colours"))
+            colours = tuple(((int(rgb[0]), int(rgb[1]), int(rgb[2])), class_id(self.classes, n, f"{option}.colours"))
                             for n, rgb in table.items())
         return Layer(
             name=str(spec.get("name") or "mask"),
@@ -250,8 +250,10 @@ class PairedFiles(SegmentationSource):
         if raw.shape[:2] != shape:
             raise DataError(f"{path}: mask size {raw.shape[1]}x{raw.shape[0]} differs from its image's {shape[1]}x{shape[0]}")
         if layer.encoding == "codes":
+            assert layer.codes is not None  # set for this encoding by _layer()
             mask[:] = remap(raw, layer.codes, path)
         elif layer.encoding == "colours":
+            assert layer.colours is not None  # set for this encoding by _layer()
             rgbs, ids = zip(*layer.colours)
             mask[:] = np.asarray(ids, np.uint8)[colours_to_ids(raw, rgbs, path)]
         elif layer.encoding == "ids":

@@ -30,6 +30,7 @@ Definitions and their sources:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -194,7 +195,7 @@ def image_stats(gt: Objects, pred: Objects, num_classes: int, match_iou: float =
         raise ValueError(f"match_iou={match_iou}: below 0.5 a ground-truth object can match two predictions")
     ov = overlaps(gt.inst, pred.inst, gt.n, pred.n)
     iou, union = ov.iou, ov.union
-    s: dict[str, np.ndarray] = {"n_gt": gt.n, "n_pred": pred.n}
+    s: dict[str, Any] = {"n_gt": gt.n, "n_pred": pred.n}  # per-image scalars and per-class arrays
 
     # Panoptic quality, class-agnostic and per class.
     tp = iou > match_iou

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 
 from densebench.errors import ConfigError
 from densebench.metrics.instance.aggregate import instance_block, per_image_table
@@ -80,11 +81,11 @@ class InstanceScorer:
         self.rows: list[dict[str, np.ndarray]] = []
 
     @classmethod
-    def for_dataset(cls, cfg: Mapping, classes: Sequence[str], ignore_index: int) -> "InstanceScorer | None":
+    def for_dataset(cls, cfg: DictConfig, classes: Sequence[str], ignore_index: int) -> "InstanceScorer | None":
         """The scorer `eval.instance` asks for, or None when it is disabled."""
-        if not cfg.get("enabled", True):
+        if not cfg.enabled:
             return None
-        chosen = cfg.get("classes")
+        chosen = cfg.classes
         return cls(classes, object_classes(classes, list(chosen) if chosen else None),
                    InstanceSettings.from_config(cfg), ignore_index)
 
