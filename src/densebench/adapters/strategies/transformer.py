@@ -49,7 +49,5 @@ class TransformerAdapter(FrozenBackboneMixin):
 
     def forward(self, x: Tensor) -> Features:
         x = pad_to_multiple(x, self.backbone.patch_size)
-        with torch.no_grad():
-            tokens = self.backbone.forward_tokens(x)[-1]
-        tokens = self.norm(self.blocks(tokens))
+        tokens = self.norm(self.blocks(self.last_tokens(x)))
         return Features(map=self.backbone.tokens_to_map(tokens, self.backbone.grid(*x.shape[-2:])))
