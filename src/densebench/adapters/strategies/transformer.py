@@ -36,7 +36,7 @@ class TransformerAdapter(FrozenBackboneMixin):
                 f"adapter.depth={cfg.depth}, adapter.num_heads={heads}: need depth >= 1 and heads dividing "
                 f"the backbone width {dim}; set adapter.num_heads"
             )
-        rates = torch.linspace(0, float(cfg.drop_path_rate), int(cfg.depth)).tolist()
+        rates = torch.linspace(0, float(cfg.drop_path_rate), int(cfg.depth), device="cpu").tolist()  # also on meta
         self.blocks = nn.Sequential(
             *(
                 Block(dim, heads, mlp_ratio=float(cfg.mlp_ratio), qkv_bias=True,
