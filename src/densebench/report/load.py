@@ -190,9 +190,13 @@ def load_runs(dirs: list[Path], catalog: Catalog, exclude: Path | None = None) -
             block = cfg.get(group) if isinstance(cfg.get(group), dict) else {}
             catalog.learn(kind, run[group], block.get("display_name"), block.get("published_key"))
         adapter_cfg = cfg.get("adapter") if isinstance(cfg.get("adapter"), dict) else {}
+        variant = sorted(semantic[run_dir] - common)
+        views = (doc.get("feature_cache") or {}).get("train_views")  # a protocol change, shown even when shared
+        if views and not any(v.startswith("train.feature_cache=") for v in variant):
+            variant.append(f"train.feature_cache=views:{views}")
         base = {
             "run": run_id, "source": RUNS, "dataset": str(run["dataset"]), "model": str(run["model"]),
-            "strategy": str(run["adapter"]), "variant": " ".join(sorted(semantic[run_dir] - common)),
+            "strategy": str(run["adapter"]), "variant": " ".join(variant),
             "seed": int(run.get("seed") or 0), "input_size": _num(model_block.get("input_size")),
             "adapter_rank": _num(adapter_cfg.get("rank")),
             "params": _num((model_block.get("params") or {}).get("backbone_total")),
