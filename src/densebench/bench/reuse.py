@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -63,14 +64,14 @@ def extrapolate(rows: dict[str, dict], epochs: int, views: int) -> dict[str, flo
 
 
 def feature_reuse(extra: list[str]) -> dict:
-    suite = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "feature_reuse.yaml"))
+    suite: dict[str, Any] = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "feature_reuse.yaml"))  # type: ignore[assignment]
     epochs = int(suite["epochs"])
-    result = {"suite": "feature-reuse", "extra_overrides": extra, "epochs": epochs, "views": suite["views"],
+    result: dict[str, Any] = {"suite": "feature-reuse", "extra_overrides": extra, "epochs": epochs, "views": suite["views"],
               "extrapolate_epochs": suite["extrapolate_epochs"], "machine": machine(), "models": {}}
     for model, m_over in suite["models"].items():
         rows = {name: _in_subprocess(["--run-epochs", str(epochs)], [*suite["common"], *m_over, *v_over, *extra])
                 for name, v_over in suite["variants"].items()}
-        entry = {"rows": rows}
+        entry: dict[str, Any] = {"rows": rows}
         if not any("error" in r for r in rows.values()):
             whole = extrapolate(rows, int(suite["extrapolate_epochs"]), int(suite["views"]))
             entry["extrapolated_s"] = whole

@@ -219,7 +219,7 @@ class FeatureMemo:
                 "stored_mb": self.bytes / 2**20 if self.store == "memory" else None}
 
 
-def open_memo(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, data: Any, input_size: int,
+def open_memo(cfg: DictConfig, run_dir: Path, model: Any, data: Any, input_size: int,
               precision: str) -> FeatureMemo | None:
     """The run's memo, attached to its adapter, or None (off, or a strategy whose backbone trains)."""
     settings = cfg.eval.get("feature_cache") or {}
@@ -238,8 +238,8 @@ def open_memo(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, data: Any,
         key = {
             "weights": weights_digest(adapter.backbone), "adapter": cfg.adapter.name, "input_size": input_size,
             "precision": precision, "model": OmegaConf.to_container(cfg.model, resolve=True),
-            "eval": {k: OmegaConf.to_container(cfg.eval, resolve=True)[k]
-                     for k in ("mode", "overlap", "window_batch", "blend")},
+            "eval": {k: OmegaConf.to_container(cfg.eval[k], resolve=True) if OmegaConf.is_config(cfg.eval[k])
+                     else cfg.eval[k] for k in ("mode", "overlap", "window_batch", "blend")},
             "views": views, "augment": cfg.train.augment, "seed": int(cfg.seed),
             "data": data_digest(data.source, data.splits),
         }

@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -89,8 +90,8 @@ def expand(args: list[str]) -> list[list[str]]:
     fixed = [a for a, o in zip(args, parsed) if not o.is_sweep_override()]
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
         base = compose("config", overrides=fixed, return_hydra_config=True)
-    params = base.hydra.sweeper.get("params")
-    params = OmegaConf.to_container(params, resolve=False) if params else {}
+    node = base.hydra.sweeper.get("params")
+    params: dict[str, Any] = OmegaConf.to_container(node, resolve=False) if node else {}  # type: ignore[assignment]
     grid = [f"{k}={v}" for k, v in params.items()] + list(args)
     (batch,) = BasicSweeper.split_arguments(parser.parse_overrides(grid), None)
     return batch
@@ -101,7 +102,7 @@ def model_costs(cfg: DictConfig, num_classes: int, input_size: int) -> ModelCost
     from densebench.bench.flops import count_flops
     from densebench.model import build_model
 
-    random = OmegaConf.merge(cfg, {"model": {"pretrained": False, "weights": None}})
+    random: DictConfig = OmegaConf.merge(cfg, {"model": {"pretrained": False, "weights": None}})  # type: ignore[assignment]
     with torch.device("meta"):
         model = build_model(random, num_classes)
     x = torch.empty(1, 3, input_size, input_size, device="meta")
@@ -203,7 +204,7 @@ def bench_rate(path: str) -> tuple[float, str]:
     from densebench.files import read_json
 
     try:
-        result = read_json(path)
+        result = read_json(Path(path))
         rate = float(result["gflop_per_s"]) * 1e9
     except (OSError, ValueError, KeyError, TypeError):
         raise ConfigError(f"--bench {path}: not a `densebench bench --epochs N --out FILE` result with gflop_per_s")
@@ -264,7 +265,8 @@ def totals(cells: list[CellPlan], rate: float) -> dict[str, Any]:
     pending = [c for c in known if c.state != "done"]
 
     def hours(rows: list[CellPlan], key: str) -> float:
-        return sum((getattr(c, key) if getattr(c, key) is not None else c.tflop) for c in rows) * 1e12 / rate / 3600
+        tflop = [getattr(c, key) if getattr(c, key) is not None else c.tflop for c in rows]
+        return sum(t for t in tflop if t is not None) * 1e12 / rate / 3600
 
     return {
         "cells": len(cells), "done": sum(c.state == "done" for c in cells),
@@ -272,7 +274,7 @@ def totals(cells: list[CellPlan], rate: float) -> dict[str, Any]:
         "hours_all": hours(known, "tflop"), "hours_pending": hours(pending, "tflop"),
         "hours_pending_no_reuse": hours(pending, "tflop_no_reuse"),
         "hours_pending_with_views": hours(pending, "tflop_with_views"),
-        "max_memory_gb": max((c.memory_gb for c in known), default=None),
+        "max_memory_gb": max((c.memory_gb for c in known if c.memory_gb is not None), default=None),
     }
 
 
