@@ -78,3 +78,14 @@ def test_a_cell_without_its_data_is_named_and_left_out_of_the_totals(tmp_path):
 def test_bad_plan_options_are_one_line(flag):
     proc = densebench("plan", *TINY, *flag)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_bench_result_gives_the_rate_and_a_wrong_file_is_a_config_error(tmp_path):
+    from densebench.errors import ConfigError
+    from densebench.runs.plan import bench_rate
+
+    write_json(tmp_path / "rate.json", {"gflop_per_s": 50.0})
+    assert bench_rate(str(tmp_path / "rate.json"))[0] == 50e9
+    write_json(tmp_path / "other.json", {"train": {}})
+    with pytest.raises(ConfigError, match="--bench"):
+        bench_rate(str(tmp_path / "other.json"))
