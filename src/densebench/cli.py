@@ -19,6 +19,7 @@ from densebench.errors import DenseBenchError, print_error
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("densebench.engine.run", "main", "train and evaluate one run (Hydra overrides; --multirun for grids)"),
     "status": ("densebench.runs.status", "main", "done / running / failed / missing cells of a sweep"),
+    "plan": ("densebench.runs.plan", "main", "before launching a grid: cells, done/pending, compute hours, memory"),
     "evaluate": ("densebench.engine.evaluate_cli", "main", "score a folder of predicted label PNGs against ground truth"),
     "predict": ("densebench.predict.cli", "main", "apply a finished run to images and whole-slide images"),
     "bench": ("densebench.bench.cli", "main", "measure train/eval throughput and peak memory"),

@@ -6,7 +6,8 @@
 Random inputs, the engine's own model/loss/optimiser/predictor; warm-up iterations excluded; the
 median over timed iterations; peak memory sampled during the timed region only (CPU RSS, or CUDA
 max allocated). Results say which machine produced them. Other modes: `--epochs N` (real epochs
-through the engine), `--loader` (the data loader alone), `--suite paper-compare|memory`.
+through the engine), `--loader` (the data loader alone), `--run-epochs N` (training and validation
+of each epoch), `--suite paper-compare|memory|feature-reuse`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from densebench.bench.suite import (
     epoch_bench, host_facts, loader_bench, memory_table, paper_compare, print_compare, print_memory,
 )
 from densebench.bench.flops import count_flops
+from densebench.bench.reuse import feature_reuse, print_reuse, run_epochs
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
 from densebench.engine.setup import build_environment
 from densebench.files import write_json
@@ -137,9 +139,12 @@ def main(argv: list[str]) -> int:
                    help="time whole training epochs of a real run (data loading included); the last one counts")
     p.add_argument("--loader", action="store_true",
                    help="time the training data loader alone (no model) for --epochs epochs (default 2)")
-    p.add_argument("--suite", choices=["paper-compare", "memory"], default=None,
+    p.add_argument("--suite", choices=["paper-compare", "memory", "feature-reuse"], default=None,
                    help="paper-compare: every cell of configs/bench/paper_compare.yaml beside the paper code's "
-                        "figures; memory: configs/bench/memory.yaml (peak memory by backbone, strategy, size)")
+                        "figures; memory: configs/bench/memory.yaml (peak memory by backbone, strategy, size); "
+                        "feature-reuse: configs/bench/feature_reuse.yaml (frozen runs with/without feature reuse)")
+    p.add_argument("--run-epochs", type=int, default=None,
+                   help="time each epoch's training and validation of a real run (feature-reuse cells)")
     p.add_argument("--no-before", action="store_true",
                    help="paper-compare: skip the same-machine runs with the optimisations switched off")
     p.add_argument("--out", type=Path, default=None, help="write JSON here (printed otherwise)")
@@ -150,6 +155,11 @@ def main(argv: list[str]) -> int:
     elif args.suite == "memory":
         result = memory_table(overrides)
         print_memory(result)
+    elif args.suite == "feature-reuse":
+        result = feature_reuse(overrides)
+        print_reuse(result)
+    elif args.run_epochs:
+        result = run_epochs(overrides, args.run_epochs)
     elif args.loader:
         result = loader_bench(overrides, args.epochs or 2)
     elif args.epochs:

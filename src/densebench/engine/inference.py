@@ -8,6 +8,7 @@ padded and cropped back. Resize mode reproduces the paper: image and label squas
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -121,8 +122,11 @@ def _resized(label: Tensor, size: int) -> Tensor:
 @torch.no_grad()
 def evaluate(model: nn.Module, items: Iterable[dict], predictor: Predictor, normalize: Normalizer,
              num_classes: int, ignore_index: int, device: torch.device, on_item=None,
-             on_prediction: Callable[[Tensor, Tensor, Tensor | None], None] | None = None) -> Tensor:
+             on_prediction: Callable[[Tensor, Tensor, Tensor | None], None] | None = None,
+             item_scope: Callable[[int], AbstractContextManager] | None = None) -> Tensor:
     """(N, C, C) confusion matrices, one per image, computed on `device`.
+
+    `item_scope(index)` wraps each image's prediction (the feature memo numbers its windows there).
 
     `on_prediction(pred, target, instances)` sees each image's predicted class map, its target and
     the item's instance map (None when absent), all at the scored resolution: instance scoring
@@ -135,7 +139,8 @@ def evaluate(model: nn.Module, items: Iterable[dict], predictor: Predictor, norm
         image = normalize(item["image"].to(device, non_blocking=True))
         target = item["mask"].to(device)[0]
         instances = item["instances"][0] if on_prediction is not None and "instances" in item else None
-        probs = predictor(image)
+        with nullcontext() if item_scope is None else item_scope(int(item["index"])):
+            probs = predictor(image)
         if predictor.mode == "resize":
             target = _resized(target, predictor.window)
             instances = None if instances is None else _resized(instances, predictor.window)

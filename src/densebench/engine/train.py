@@ -15,6 +15,7 @@ import resource
 import shutil
 import signal
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -30,6 +31,7 @@ from densebench.data.dataset import SegmentationDataset, worker_context
 from densebench.data.fingerprint import check_or_record, check_same_data, recorded_root
 from densebench.data.transforms import build_train_transform
 from densebench.engine import checkpoint, ddp
+from densebench.engine.features import ViewDataset, feature_cache_block, open_memo
 from densebench.engine.inference import evaluate
 from densebench.engine.optim import build_loss, build_optimizer, build_scheduler
 from densebench.engine.progress import RunProgress
@@ -145,6 +147,9 @@ class Run:
         source = self.data.source  # instance scoring is checked now, not after training
         self.instance_scorer = (InstanceScorer.for_dataset(cfg.eval.instance, source.classes, source.ignore_index)
                                 if source.has_instances else None)
+        self.memo = open_memo(cfg, self.dir, self.model, self.data, self.input_size, self.precision)
+        if self.memo is not None and self.memo.views:  # a protocol change: K fixed views per image
+            self.train_set = ViewDataset.of(self.train_set, self.memo.views)
         self.net = ddp.wrap(self.model)  # what training calls: the model, or DDP around it
 
     def resume(self) -> None:
@@ -208,7 +213,9 @@ class Run:
             masks = batch["mask"].to(self.device, non_blocking=True)
             with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
                 sizes = self.batches.sizes(i)  # every rank's loss covers the global batch (ddp.py)
-                logits, masks = ddp.gather_rows(self.net(images).float(), sizes), ddp.gather_rows(masks, sizes)
+                with self.view_scope(batch):
+                    logits = self.net(images)
+                logits, masks = ddp.gather_rows(logits.float(), sizes), ddp.gather_rows(masks, sizes)
                 loss = self.criterion(logits, masks)
             self.scaler.scale(loss / accumulate).backward()
             stepped = (i + 1) % accumulate == 0 or i + 1 == n_batches
@@ -227,6 +234,14 @@ class Run:
                 self.stop_if_requested("in training", every_rank=True)
         part.seconds = time.perf_counter() - t0
         return part.loss_sum / max(part.images, 1)
+
+    def view_scope(self, batch: dict) -> AbstractContextManager:
+        """With training views on, tells the feature memo which (image, view) each row of the batch is."""
+        if self.memo is None or not self.memo.views:
+            return nullcontext()
+        samples = self.train_set.samples
+        return self.memo.views_of([("train", samples[int(i)].key, int(v))
+                                   for i, v in zip(batch["index"], batch["view"])])
 
     def stop_if_requested(self, where: str, every_rank: bool = False) -> None:
         """At a safe point: after a stop signal, checkpoint the epoch so far (if any) and stop (preempt.py).
@@ -256,6 +271,8 @@ class Run:
         cms = evaluate(
             self.model, self.loader(items, False), self.predictor, self.normalize, self.data.source.num_classes,
             self.data.source.ignore_index, self.device, on_item=on_item, on_prediction=on_prediction,
+            item_scope=(lambda i: self.memo.image(split, dataset.samples[i].key))
+            if self.memo is not None and self.memo.evaluation else None,
         ) if len(items) else None
         return ddp.assemble(cms, share, len(dataset), self.data.source.num_classes)
 
@@ -367,6 +384,7 @@ def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
             "train_images_per_s": images / train_s if train_s else None, "eval_s": eval_s,
             "total_s": time.perf_counter() - t_start,
         },
+        "feature_cache": feature_cache_block(run.memo),
         "memory": {
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "peak_cuda_mb": torch.cuda.max_memory_allocated(run.device) / 2**20 if run.device.type == "cuda" else None,

@@ -216,11 +216,15 @@ def load_runs(dirs: list[Path], catalog: Catalog, exclude: Path | None = None, d
         adapter_cfg = _mapping(cfg, "adapter")
         identity = ids[run_dir]
         dataset_settings = identity.label("dataset", dataset_shared[str(run["dataset"])])
+        protocol = identity.label("protocol", shared["protocol"])
+        views = (doc.get("feature_cache") or {}).get("train_views")  # a protocol change, shown even when shared
+        if views and "train.feature_cache=" not in protocol:
+            protocol = " ".join(filter(None, [protocol, f"train.feature_cache=views:{views}"]))
         base = {
             "run": run_id, "source": RUNS,
             "dataset": str(run["dataset"]) + (f" [{dataset_settings}]" if dataset_settings else ""),
             "model": str(run["model"]), "strategy": str(run["adapter"]),
-            "variant": identity.label("model", shared["model"]), "protocol": identity.label("protocol", shared["protocol"]),
+            "variant": identity.label("model", shared["model"]), "protocol": protocol,
             "axes": identity.label("axis", shared["axis"]),
             "seed": int(run.get("seed") or 0), "input_size": _num(model_block.get("input_size")),
             "adapter_rank": _num(adapter_cfg.get("rank")),

@@ -19,7 +19,7 @@ IDENTITY_KEYS = {"model", "adapter", "dataset", "seed"}
 RUNTIME_KEYS = {
     "force", "output_dir", "device", "progress", "dataset.root", "dataset.mpp", "model.weights",
     "train.num_workers", "train.worker_start",
-    "cache_dir", "eval.window_batch", "eval.gallery.n", "eval.gallery.seed", "eval.gallery.side",
+    "cache_dir", "eval.feature_cache", "eval.feature_cache.store", "eval.feature_cache.max_gb", "eval.window_batch", "eval.gallery.n", "eval.gallery.seed", "eval.gallery.side",
     "runtime.cpu_linear", "runtime.channels_last", "adapter.grad_checkpointing", "adapter.checkpoint_min_tokens",
 }
 

@@ -19,7 +19,6 @@ here into the cartesian product of the swept values, as Hydra's basic sweeper do
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,24 +32,10 @@ from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
+from densebench.runs.grid import expand
 from hydra_plugins.densebench_sweeper import slurm
 
 log = logging.getLogger(__name__)
-
-
-def expand(overrides: list[Any]) -> list[list[str]]:
-    """Every combination of the swept values, one override list per job (later keys vary fastest)."""
-    choices: dict[str, list[str]] = {}
-    for override in overrides:
-        key = override.get_key_element()
-        if not override.is_sweep_override():
-            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
-        elif override.is_discrete_sweep():
-            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
-        else:
-            raise HydraException(f"{key}: the densebench sweeper takes lists, range(), glob() and choice(); "
-                                 f"not {override.value_type.name}")
-    return [list(job) for job in itertools.product(*choices.values())]
 
 
 class DenseBenchSweeper(Sweeper):

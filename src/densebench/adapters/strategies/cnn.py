@@ -73,4 +73,4 @@ class CNNAdapter(FrozenBackboneMixin):
         self.skip_channels = self.branch.channels
 
     def forward(self, x: Tensor) -> Features:
-        return Features(map=self.backbone_maps(x)[-1], skips=self.branch(x))
+        return Features(map=self.last_map(x), skips=self.branch(x))

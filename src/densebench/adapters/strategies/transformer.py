@@ -36,7 +36,7 @@ class TransformerAdapter(FrozenBackboneMixin):
                 f"adapter.depth={cfg.depth}, adapter.num_heads={heads}: need depth >= 1 and heads dividing "
                 f"the backbone width {dim}; set adapter.num_heads"
             )
-        rates = torch.linspace(0, float(cfg.drop_path_rate), int(cfg.depth)).tolist()
+        rates = torch.linspace(0, float(cfg.drop_path_rate), int(cfg.depth), device="cpu").tolist()  # also on meta
         self.blocks = nn.Sequential(
             *(
                 Block(dim, heads, mlp_ratio=float(cfg.mlp_ratio), qkv_bias=True,
@@ -49,7 +49,5 @@ class TransformerAdapter(FrozenBackboneMixin):
 
     def forward(self, x: Tensor) -> Features:
         x = pad_to_multiple(x, self.backbone.patch_size)
-        with torch.no_grad():
-            tokens = self.backbone.forward_tokens(x)[-1]
-        tokens = self.norm(self.blocks(tokens))
+        tokens = self.norm(self.blocks(self.last_tokens(x)))
         return Features(map=self.backbone.tokens_to_map(tokens, self.backbone.grid(*x.shape[-2:])))
