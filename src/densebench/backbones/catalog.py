@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from densebench.backbones import Backbone, build_backbone
 from densebench.backbones.weights import locate_local
-from densebench.config import load_yaml, merge
+from densebench.config import config_dir, load_yaml, merge
 from densebench.errors import ConfigError
 
 
@@ -31,7 +31,7 @@ def load_model_config(name: str, overrides: list[str] | None = None) -> DictConf
     path = find_option("model", name)
     if path is None:
         raise ConfigError(f"unknown model '{name}'; known: {', '.join(model_names())} (configs/model/ or --config-dir)")
-    cfg = load_yaml(path)
+    cfg = merge(load_yaml(config_dir() / "model_base.yaml"), load_yaml(path))  # as config.yaml's defaults compose it
     if overrides:
         cfg = merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     return cfg
