@@ -18,6 +18,7 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -268,11 +269,13 @@ class Run:
             self.progress.step()
             self.stop_if_requested(f"in {split}")
 
+        memo = self.memo if self.memo is not None and self.memo.evaluation else None
+        scope: Callable[[int], AbstractContextManager] | None = (
+            None if memo is None else lambda i: memo.image(split, dataset.samples[i].key))
         cms = evaluate(
             self.model, self.loader(items, False), self.predictor, self.normalize, self.data.source.num_classes,
             self.data.source.ignore_index, self.device, on_item=on_item, on_prediction=on_prediction,
-            item_scope=(lambda i: self.memo.image(split, dataset.samples[i].key))
-            if self.memo is not None and self.memo.evaluation else None,
+            item_scope=scope,
         ) if len(items) else None
         return ddp.assemble(cms, share, len(dataset), self.data.source.num_classes)
 

@@ -12,6 +12,8 @@ tables and figures label the two apart.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -140,7 +142,7 @@ def cd_diagrams(b: _Builder, cells: pd.DataFrame, ranked: pd.DataFrame) -> dict[
                  f"Friedman p={test['p_value']:.2g}")
         slug = "".join(ch if ch.isalnum() else "_" for ch in f"{entry}_{strategy}")
         b.plot(f"cd_published_rank_{slug}", f"Critical difference with {labels[entry]} inserted ({d('strategy', strategy)})",
-               SECTION, lambda path, r=ranks, c=cliques, t=title, cd=test["critical_difference"], h=own_label:
-               plots.cd_diagram(r, cd, c, t, path, highlight={h}),
+               SECTION, functools.partial(plots.cd_diagram, ranks, test["critical_difference"], cliques, title,
+                                          highlight={own_label}),
                note="Red, bold: own runs (DenseBench protocol); black: published (paper protocol).")
     return out

@@ -144,7 +144,7 @@ def image_size(source: Any, sample: Any) -> tuple[int, int]:
                 return im.height, im.width
         except (OSError, ValueError):
             break
-    return tuple(source.load(sample).image.shape[:2])  # type: ignore[return-value]
+    return tuple(source.load(sample).image.shape[:2])
 
 
 def data_counts(cfg: DictConfig, window: int) -> tuple[dict[str, int], dict[str, int]]:

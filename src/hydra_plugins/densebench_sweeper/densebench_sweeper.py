@@ -104,8 +104,7 @@ class DenseBenchSweeper(Sweeper):
             try:
                 OmegaConf.to_container(task, resolve=True)
             except OmegaConfBaseException as exc:  # one line and exit 2 like any config error, no traceback
-                cell = " ".join(overrides)
-                print_error(ConfigError(f"cell '{cell}': {str(exc).splitlines()[0]}; nothing launched"))
+                print_error(ConfigError(f"cell '{' '.join(overrides)}': {str(exc).splitlines()[0]}; nothing launched"))
                 raise SystemExit(2) from None
             cell = Cell.from_config(cfg, list(cfg.hydra.overrides.task))
             # A finished cell whose dataset.root changed is launched: its run compares the data (data/fingerprint.py).
@@ -159,8 +158,8 @@ class _SkipSettled(Launcher):
                 results[i] = JobReturn(overrides=list(job_overrides[i]), status=JobStatus.COMPLETED, _return_value=s)
                 why = "already finished" if s == "done" else "running in another process"
                 self.sweeper.outcomes.append((cell, "skipped", why))
-            else:
-                self.sweeper.outcomes.append((cell, *outcome(cell.run_dir, results[i])))
+            elif (launched := results[i]) is not None:
+                self.sweeper.outcomes.append((cell, *outcome(cell.run_dir, launched)))
         return results  # type: ignore[return-value]
 
 

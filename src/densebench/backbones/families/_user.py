@@ -195,11 +195,11 @@ class TimmConvention(UserBackbone):
     """A module with timm's `forward_intermediates` (patch tokens + prefix tokens per selected block)."""
 
     def _timm_geometry(self) -> dict[str, Any]:
-        m = self.model
+        m: Any = self.model  # a user's module: its attributes are checked below, not typed
         patch = getattr(m, "patch_size", None)
         if patch is None and hasattr(m, "patch_embed"):
             patch = m.patch_embed.patch_size
-        blocks = getattr(m, "blocks", None)
+        blocks: Any = getattr(m, "blocks", None)
         missing = [name for name, v in (("patch_size or patch_embed.patch_size", patch),
                                         ("embed_dim", getattr(m, "embed_dim", None)),
                                         ("num_prefix_tokens", getattr(m, "num_prefix_tokens", None)),
@@ -213,7 +213,8 @@ class TimmConvention(UserBackbone):
                 "num_blocks": len(blocks)}
 
     def _intermediates(self, x: Tensor, indices: list[int]) -> list[Tensor]:
-        inter = self.model.forward_intermediates(
+        model: Any = self.model
+        inter = model.forward_intermediates(
             x, indices=indices, norm=True, output_fmt="NLC", intermediates_only=True, return_prefix_tokens=True,
         )
         return [patches if prefix is None else torch.cat([prefix, patches], dim=1) for patches, prefix in inter]
@@ -230,10 +231,11 @@ class TokensProtocol(UserBackbone):
     and attributes `patch_size`, `embed_dim`, `num_prefix_tokens`, `mean`, `std`."""
 
     def all_tokens(self, x: Tensor) -> Sequence[Any]:
-        return self.model.forward_tokens(x)
+        model: Any = self.model
+        return model.forward_tokens(x)
 
     def forward_tokens(self, x: Tensor) -> list[Tensor]:
-        tokens = self.model.forward_tokens(x)
+        tokens = self.all_tokens(x)
         if self.layers is None:
             return [tokens[-1]]
         return [tokens[i] for i in self.selected_blocks(len(tokens))]
