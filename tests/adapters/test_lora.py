@@ -10,7 +10,7 @@ from peft.tuners.lora import LoraLayer
 from torch import nn
 
 from densebench.adapters import build_adapter
-from densebench.adapters.blocks import block_stacks
+from densebench.backbones.blocks import block_stacks
 from densebench.backbones import build_backbone, pad_to_multiple
 from densebench.errors import ConfigError
 

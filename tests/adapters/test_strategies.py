@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from densebench.adapters.blocks import block_stacks
+from densebench.backbones.blocks import block_stacks
 from densebench.engine.optim import param_groups
 from densebench.model import Segmenter
 

@@ -55,7 +55,7 @@ def test_a_user_file_named_like_a_built_in_wins_with_a_one_line_notice(tmp_path,
 
 def test_the_report_catalogue_reads_user_display_names(tmp_path, monkeypatch):
     from densebench.config import config_dir
-    from densebench.report.names import Catalog
+    from densebench.names import Catalog
 
     use_config_dir(monkeypatch, tmp_path)
     assert Catalog.load(config_dir()).display("model", "my_tiny") == "My tiny PFM"

@@ -92,7 +92,7 @@ def test_channels_last_applies_to_decoder_and_adapter_branch_not_the_backbone(co
 
 
 def test_unknown_cpu_linear_is_one_config_error(compose_cfg):
-    with pytest.raises(ConfigError, match=r"runtime.cpu_linear=blas: expected one of onednn, native"):
+    with pytest.raises(ConfigError, match=r"runtime.cpu_linear=blas is not known: must be one of onednn, native"):
         _model(compose_cfg, "runtime.cpu_linear=blas")
 
 

@@ -1,4 +1,4 @@
-"""`densebench plan` (runs/plan.py): the sweeper's cells, their states, and compute/memory estimates."""
+"""`densebench plan` (bench/plan.py): the sweeper's cells, their states, and compute/memory estimates."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from densebench.bench.flops import train_flops_per_image
 from densebench.config import compose
 from densebench.files import write_json
 from densebench.model import build_model
-from densebench.runs.plan import ModelCosts, cell_compute, expand, model_costs, plan, validations
+from densebench.bench.plan import ModelCosts, cell_compute, expand, model_costs, plan, validations
 from tests.conftest import densebench
 from tests.sweeps import TINY
 
@@ -82,7 +82,7 @@ def test_bad_plan_options_are_one_line(flag):
 
 def test_a_bench_result_gives_the_rate_and_a_wrong_file_is_a_config_error(tmp_path):
     from densebench.errors import ConfigError
-    from densebench.runs.plan import bench_rate
+    from densebench.bench.plan import bench_rate
 
     write_json(tmp_path / "rate.json", {"gflop_per_s": 50.0})
     assert bench_rate(str(tmp_path / "rate.json"))[0] == 50e9

@@ -17,14 +17,17 @@ SWEEPER = "hydra_plugins.densebench_sweeper.densebench_sweeper"  # Hydra's plugi
 # What each part of densebench may import (besides itself). Lower layers first: the foundations, then
 # data/metrics/models, then runs and the training engine, then benchmarks, then the analyses and reports,
 # then the command line. A part not listed here fails `test_every_part_has_a_place_in_the_layers`.
-BASE = {"errors", "files", "registry", "config", "fastpath", "__init__"}
+BASE = {"errors", "files", "registry", "config", "fastpath", "names", "__init__"}
 MODELS = {"backbones", "adapters", "decoders", "model"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "files": {"errors"},
     "registry": {"errors"},
-    "config": {"errors"},
+    "config": {"errors", "settings"},  # compose() validates through settings (imported when called)
+    # settings reads each option list from the module that defines it (losses' names, precisions, presets)
+    "settings": BASE | {"data", "metrics", "engine"},
     "fastpath": {"errors"},
+    "names": {"errors", "config"},
     "__init__": set(),
     "metrics": BASE,
     "data": BASE,
@@ -33,11 +36,12 @@ ALLOWED: dict[str, set[str]] = {
     "adapters": BASE | {"backbones"},
     "model": BASE | MODELS,
     "runs": BASE,
-    "engine": BASE | MODELS | {"data", "metrics", "runs"},
-    "bench": BASE | MODELS | {"data", "metrics", "runs", "engine"},
-    "report": BASE | MODELS | {"data", "metrics", "runs", "engine", "bench"},
-    "analysis": BASE | MODELS | {"data", "metrics", "runs", "engine", "bench", "report"},
-    "cli": {"errors"},  # dispatches to the subcommands by module name, imports none of them
+    "engine": BASE | MODELS | {"settings", "data", "metrics", "runs"},
+    "bench": BASE | MODELS | {"settings", "data", "metrics", "runs", "engine"},
+    "predict": BASE | MODELS | {"settings", "data", "metrics", "runs", "engine"},
+    "report": BASE | MODELS | {"settings", "data", "metrics", "runs", "engine", "bench"},
+    "analysis": BASE | MODELS | {"settings", "data", "metrics", "runs", "engine", "bench", "report"},
+    "cli": {"errors", "config"},  # takes --config-dir, then dispatches to the subcommands by module name
     "__main__": {"cli"},
 }
 

@@ -100,7 +100,7 @@ def test_a_sweep_launches_a_finished_cell_whose_root_changed_and_it_refuses_othe
     _, other, out = folder_runs
     outputs = _output(out, tmp_path)
     code, stdout, err = cli(capsys, "run", "-m", *folder_run(other, outputs), "seed=0")
-    assert code == 0 and "Launching 1 jobs" in stdout and "Skipping" not in stdout, stdout[-3000:]  # not skipped
+    assert code == 1 and "Launching 1 jobs" in stdout and "Skipping" not in stdout, stdout[-3000:]  # not skipped; the cell fails
     assert "other data" in err and "force=true" in err, [str(p) for p in outputs.rglob("*.json")]
 
 

@@ -135,7 +135,7 @@ def test_hf_token_is_written_nowhere(finished_run, tmp_path, capsys, monkeypatch
 def test_a_failing_sweep_cell_is_recorded_and_only_it_is_retried(tmp_path, capsys):
     args = ["run", "-m", *RUN, "train.epochs=1", f"output_dir={tmp_path}", "eval.overlap=0.5,1.0"]
     code, _, err = cli(capsys, *args)
-    assert code == 0 and "eval.overlap=1.0 is not valid" in err
+    assert code == 1 and "eval.overlap=1.0 is not valid" in err  # the sweep says a cell failed
     (done,) = tmp_path.rglob("metrics.json")
     (error_file,) = tmp_path.rglob("error.json")
     assert json.loads(error_file.read_text())["type"] == "ConfigError"

@@ -13,7 +13,7 @@ import pytest
 from densebench.config import config_dir
 from densebench.errors import DenseBenchError
 from densebench.report.cli import main
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 
 FORMATS = {"md": "report.md", "tex": "tables.tex", "html": "report.html", "json": "report.json", "csv": "csv"}
 

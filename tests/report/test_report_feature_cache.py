@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from densebench.report.load import load_runs
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 
 
 def test_runs_with_training_views_carry_the_protocol_change_in_their_protocol(tmp_path: Path, write_run) -> None:

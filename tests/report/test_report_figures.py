@@ -14,7 +14,7 @@ import pytest
 
 from densebench.config import config_dir
 from densebench.report import plots
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 
 STRATEGIES = ["full", "cnn", "frozen", "transformer", "lora", "dora"]  # not in report order on purpose
 N_MODELS = 17

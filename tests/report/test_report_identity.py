@@ -12,7 +12,7 @@ from densebench.config import config_dir
 from densebench.report.analysis import aggregate
 from densebench.report.build import Options, build_report
 from densebench.report.load import load_runs
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 
 MODELS = ("uni", "virchow2", "gigapath", "hoptimus0")  # real configs: defaults are composed from them
 DICE = {"uni": 0.80, "virchow2": 0.78, "gigapath": 0.75, "hoptimus0": 0.70}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from densebench.report.names import Catalog, parse_count
+from densebench.names import Catalog, parse_count
 
 
 @pytest.fixture

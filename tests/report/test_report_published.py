@@ -15,7 +15,7 @@ import pytest
 from densebench.config import config_dir
 from densebench.report.build import Options, Report, build_report
 from densebench.report.load import Results, load_published
-from densebench.report.names import PAPER_CATEGORIES, Catalog
+from densebench.names import PAPER_CATEGORIES, Catalog
 
 PUBLISHED = Path(__file__).resolve().parents[2] / ".." / "shared" / "published" / "pfm-densebench"
 STRATEGIES = ("frozen", "lora", "dora", "cnn", "transformer")

@@ -12,7 +12,7 @@ from densebench.errors import DenseBenchError
 from densebench.report.analysis import aggregate
 from densebench.report.build import Options, build_report
 from densebench.report.load import load_runs
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 
 
 def _report(root: Path, tmp_path: Path, **options):

@@ -13,7 +13,7 @@ from scipy import stats as scipy_stats
 from densebench.errors import DenseBenchError
 from densebench.report.analysis import aggregate, model_ranks
 from densebench.report.load import VALUE_COLUMNS
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 from densebench.report.stats import Arm, cliques, friedman, nemenyi_cd, paired_bootstrap
 
 

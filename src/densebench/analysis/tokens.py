@@ -220,7 +220,7 @@ def add_blocks(collector: Collector, series: str, backbone: Backbone, view: View
 
 def adapter_block_stacks(model: Segmenter) -> list[nn.Module]:
     """Transformer blocks the adapter owns (outside the backbone), in order."""
-    from densebench.adapters.blocks import block_stacks
+    from densebench.backbones.blocks import block_stacks
 
     return [block for path, stack in block_stacks(model.adapter) if not path.startswith("backbone")
             for block in stack.children()]

@@ -7,6 +7,8 @@ machine without network gets an honest answer in seconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import argparse
 import json
 from typing import Any
@@ -63,24 +65,8 @@ def model_selection(items: list[str], prog: str) -> tuple[list[str], list[str]]:
     return names, overrides
 
 
-def check_main(selection: list[str], as_json: bool) -> int:
-    """`--check`: one block per model, a `problem:` line per problem; exit 1 if any model has one."""
-    from densebench.backbones.check import check_model, render
-
-    names, overrides = model_selection(selection, "densebench models --check")
-    if not names:
-        raise ConfigError("densebench models --check: name the model, e.g. --check model=my_model")
-    results = [check_model(load_model_config(n, overrides)) for n in names]
-    if as_json:
-        print(json.dumps([{"name": r.name, "facts": r.facts, "problems": r.problems} for r in results], indent=2,
-                         default=str))
-    else:
-        for result in results:
-            print("\n".join(render(result)))
-    return 1 if any(r.problems for r in results) else 0
-
-
-def models_main(argv: list[str]) -> int:
+def models_main(argv: list[str], check: Callable[[list[str], bool], int] | None = None) -> int:
+    """The catalogue table; with `--check`, `check` (adapters/check.py: it needs the adapters) checks models."""
     parser = argparse.ArgumentParser(
         prog="densebench models", description="List the backbones: sizes from a weightless full-size build."
     )
@@ -92,7 +78,9 @@ def models_main(argv: list[str]) -> int:
                         help="with --check: the model(s) to check, plus model.<key>=value overrides for one")
     args = parser.parse_args(argv)
     if args.check:
-        return check_main(args.selection, args.json)
+        if check is None:
+            raise ConfigError("densebench models --check runs through `densebench models` (adapters/check.py)")
+        return check(args.selection, args.json)
     if args.selection:
         raise ConfigError("densebench models: model=... selects models for --check; add --check")
     rows, broken = [], []

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from densebench.report.load import KEY_COLUMNS, PUBLISHED, RUNS
-from densebench.report.names import Catalog, category_sort_key
+from densebench.names import Catalog, category_sort_key
 from densebench.report.stats import rank_within
 
 CELL_BLOCK = ["dataset", "strategy"]  # a ranking cell of the leaderboard

@@ -18,7 +18,7 @@ from densebench.errors import DenseBenchError
 from densebench.report import analysis, plots, published_rank
 from densebench.report.analysis import jsonable
 from densebench.report.load import PUBLISHED, RUNS, Problem, Results
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 from densebench.report.stats import Arm, friedman, paired_bootstrap
 from densebench.report.tables import (
     Table,

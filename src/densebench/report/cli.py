@@ -12,7 +12,7 @@ from densebench.config import load_yaml
 from densebench.errors import DenseBenchError
 from densebench.report.build import Options, build_report
 from densebench.report.load import Results, load_published, load_runs
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 
 FORMATS = ("md", "csv", "tex", "html", "json")
 

@@ -17,7 +17,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 
 GALLERY_CSS = """
 .gallery{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start;margin:6px 0}

@@ -18,7 +18,7 @@ from typing import Any
 
 from densebench.report import gallery
 from densebench.report.build import Report
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 from densebench.report.tables import Table, fmt
 
 CSS = """

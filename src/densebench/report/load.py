@@ -19,7 +19,7 @@ import yaml
 
 from densebench.report.identity import Defaults, Identity, identify, label
 from densebench.errors import DenseBenchError
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 
 RUNS, PUBLISHED = "runs", "published"
 RUN_DIR_NAME = re.compile(r"^seed(?P<seed>\d+)(?:-(?P<digest>[0-9a-f]{8}))?$")

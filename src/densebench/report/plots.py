@@ -32,7 +32,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 from scipy import stats  # noqa: E402
 
-from densebench.report.names import Catalog  # noqa: E402
+from densebench.names import Catalog  # noqa: E402
 from densebench.report.tables import fmt_count
 
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "svg.fonttype": "none", "figure.dpi": 100})

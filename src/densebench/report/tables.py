@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from densebench.report.names import Catalog
+from densebench.names import Catalog
 
 MISSING = "—"
 

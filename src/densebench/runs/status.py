@@ -98,7 +98,7 @@ def _adapter_order(adapters: set[str]) -> list[str]:
     """The report's strategy order (adapter configs' report_order), so every view lists strategies alike."""
     from densebench.config import config_dir
     from densebench.errors import DenseBenchError
-    from densebench.report.names import Catalog
+    from densebench.names import Catalog
 
     try:
         return Catalog.load(config_dir()).strategy_order(adapters)

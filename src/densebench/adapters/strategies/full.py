@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from densebench.adapters import ADAPTERS
 from densebench.adapters.base import Adapter
-from densebench.adapters.blocks import checkpoint_blocks, checkpoint_min_tokens, layer_ids
+from densebench.backbones.blocks import checkpoint_blocks, checkpoint_min_tokens, layer_ids
 from densebench.backbones.base import Backbone
 from densebench.errors import ConfigError
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from densebench.adapters import ADAPTERS
 from densebench.adapters.base import Adapter
-from densebench.adapters.blocks import block_of, block_stacks, checkpoint_blocks, checkpoint_min_tokens
+from densebench.backbones.blocks import block_of, block_stacks, checkpoint_blocks, checkpoint_min_tokens
 from densebench.adapters.strategies.frozen import freeze
 from densebench.backbones.base import Backbone
 from densebench.errors import ConfigError

@@ -46,7 +46,7 @@ def block_linears(module: nn.Module, prefix: str = "model") -> dict[str, list[st
     Returns {"blocks": [regex of the stack path], "attn": [...], "mlp": [...], "other": [...]}, names
     relative to a block, in module order.
     """
-    from densebench.adapters.blocks import block_stacks
+    from densebench.backbones.blocks import block_stacks
 
     stacks = block_stacks(module)
     if len(stacks) != 1:

@@ -9,6 +9,7 @@ Each problem is one line naming the config key to change; weights are located, n
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +18,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from densebench.backbones import Backbone, build_backbone
-from densebench.backbones.catalog import build_on_meta
+from densebench.backbones.catalog import build_on_meta, load_model_config
+from densebench.backbones.cli import model_selection
+from densebench.backbones.cli import models_main as catalogue
 from densebench.backbones.weights import locate_local
-from densebench.errors import DenseBenchError
+from densebench.errors import ConfigError, DenseBenchError
 
 #: adapter configs whose target patterns are checked (their `target_set` is read from configs/adapter/).
 LOW_RANK = ("lora", "dora")
@@ -180,3 +183,23 @@ def render(result: CheckResult) -> list[str]:
     lines.append("  ok: works with frozen, lora, dora, cnn, transformer and full" if not result.problems
                  else f"  {len(result.problems)} problem(s)")
     return lines
+
+
+def check_main(selection: list[str], as_json: bool) -> int:
+    """`--check`: one block per model, a `problem:` line per problem; exit 1 if any model has one."""
+    names, overrides = model_selection(selection, "densebench models --check")
+    if not names:
+        raise ConfigError("densebench models --check: name the model, e.g. --check model=my_model")
+    results = [check_model(load_model_config(n, overrides)) for n in names]
+    if as_json:
+        print(json.dumps([{"name": r.name, "facts": r.facts, "problems": r.problems} for r in results], indent=2,
+                         default=str))
+    else:
+        for result in results:
+            print("\n".join(render(result)))
+    return 1 if any(r.problems for r in results) else 0
+
+
+def models_main(argv: list[str]) -> int:
+    """`densebench models`: the catalogue (backbones/cli.py); `--check` is answered here, beside the adapters."""
+    return catalogue(argv, check=check_main)
