@@ -20,7 +20,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("densebench.engine.run", "main", "train and evaluate one run (Hydra overrides; --multirun for grids)"),
     "status": ("densebench.runs.status", "main", "done / running / failed / missing cells of a sweep"),
     "plan": ("densebench.bench.plan", "main", "before launching a grid: cells, done/pending, compute hours, memory"),
-    "evaluate": ("densebench.engine.evaluate_cli", "main", "score a folder of predicted label PNGs against ground truth"),
+    "evaluate": (
+        "densebench.engine.evaluate_cli",
+        "main",
+        "score a folder of predicted label PNGs against ground truth",
+    ),
     "predict": ("densebench.predict.cli", "main", "apply a finished run to images and whole-slide images"),
     "bench": ("densebench.bench.cli", "main", "measure train/eval throughput and peak memory"),
     "report": ("densebench.report.cli", "main", "aggregate metrics.json files and published results"),
@@ -34,8 +38,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 def usage() -> str:
     lines = ["usage: densebench <command> [args...]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, _, help_) in COMMANDS.items()]
-    lines += ["", "`densebench <command> --help` describes each command.",
-              "`--config-dir DIR` (any command): also read configs from DIR/<group>/*.yaml, before the built-in ones."]
+    lines += [
+        "",
+        "`densebench <command> --help` describes each command.",
+        "`--config-dir DIR` (any command): also read configs from DIR/<group>/*.yaml, before the built-in ones.",
+    ]
     return "\n".join(lines)
 
 

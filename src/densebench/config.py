@@ -46,7 +46,9 @@ def add_user_config_dir(path: str | Path) -> None:
     """Put a user config folder first in the search path of this process and its children."""
     resolved = Path(path).expanduser().resolve()
     if not resolved.is_dir():
-        raise ConfigError(f"--config-dir {path} is not a folder; create it (e.g. with a model/ subfolder) or fix the path")
+        raise ConfigError(
+            f"--config-dir {path} is not a folder; create it (e.g. with a model/ subfolder) or fix the path"
+        )
     rest = os.environ.get(USER_PATH_ENV, "")
     os.environ[USER_PATH_ENV] = os.pathsep.join([str(resolved), *([rest] if rest else [])])
 
@@ -141,7 +143,9 @@ def check_group_choices(argv: list[str]) -> None:
             if choice and choice != "null" and find_option(key, choice) is None:
                 near = did_you_mean(choice, known, 0.6)
                 hint = f"did you mean {key}={near}? " if near else ""
-                raise ConfigError(f"unknown {key} '{choice}'; {hint}known: {', '.join(known)} (configs/{key}/ or --config-dir)")
+                raise ConfigError(
+                    f"unknown {key} '{choice}'; {hint}known: {', '.join(known)} (configs/{key}/ or --config-dir)"
+                )
 
 
 _ABSENT = object()
@@ -167,11 +171,11 @@ def _near_key(name: str, keys: set[str]) -> str | None:
     if depth == len(parts):
         return None
     parent = ".".join(parts[:depth])
-    siblings = {k[len(parent) + 1:] if parent else k for k in keys if (k.startswith(parent + ".") if parent else True)}
+    siblings = {k[len(parent) + 1 :] if parent else k for k in keys if (k.startswith(parent + ".") if parent else True)}
     near = did_you_mean(parts[depth], {s for s in siblings if "." not in s})
     if near is None:
         return None
-    candidate = ".".join([*parts[:depth], near, *parts[depth + 1:]])
+    candidate = ".".join([*parts[:depth], near, *parts[depth + 1 :]])
     return candidate if candidate in keys else None
 
 
@@ -182,8 +186,14 @@ def check_keys(argv: list[str]) -> None:
     from omegaconf import OmegaConf
 
     keyed = [(a.split("=", 1)[0], a.split("=", 1)[1]) for a in argv if "=" in a and not a.startswith("-")]
-    checks = [(k, v) for k, v in keyed if not k.startswith(("~", "++")) and not k.lstrip("+").startswith("hydra")
-              and "/" not in k and k.lstrip("+") not in GROUPS]
+    checks = [
+        (k, v)
+        for k, v in keyed
+        if not k.startswith(("~", "++"))
+        and not k.lstrip("+").startswith("hydra")
+        and "/" not in k
+        and k.lstrip("+") not in GROUPS
+    ]
     if not checks:
         return
     groups = [f"{k}={v.split(',')[0]}" for k, v in keyed if k in GROUPS and "(" not in v]
@@ -199,11 +209,15 @@ def check_keys(argv: list[str]) -> None:
             continue
         near = _near_key(name, keys)
         if near is not None:
-            raise ConfigError(f"unknown key '{name}' in '{key}={value}'; did you mean {near}? ({near}={value})"
-                              + (" Write ++ to add the new key anyway." if key.startswith("+") else ""))
+            raise ConfigError(
+                f"unknown key '{name}' in '{key}={value}'; did you mean {near}? ({near}={value})"
+                + (" Write ++ to add the new key anyway." if key.startswith("+") else "")
+            )
         if not key.startswith("+"):
-            raise ConfigError(f"unknown key '{name}' in '{key}={value}': the config has no such setting "
-                              f"(`densebench run --cfg job` prints them all); to add a new key on purpose write +{key}={value}")
+            raise ConfigError(
+                f"unknown key '{name}' in '{key}={value}': the config has no such setting "
+                f"(`densebench run --cfg job` prints them all); to add a new key on purpose write +{key}={value}"
+            )
 
 
 def compose(overrides: list[str], check_groups: bool = True, validate: bool = True) -> DictConfig:
@@ -236,5 +250,9 @@ def hydra_message(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines()]
     if exc.__cause__ is not None and str(exc.__cause__).strip():
         lines.insert(1, f"({str(exc.__cause__).strip().splitlines()[0]})")
-    kept = [line for line in lines if line and not line.startswith(("Set the environment variable HYDRA_FULL_ERROR", "See https://hydra.cc"))]
+    kept = [
+        line
+        for line in lines
+        if line and not line.startswith(("Set the environment variable HYDRA_FULL_ERROR", "See https://hydra.cc"))
+    ]
     return " ".join(kept) or type(exc).__name__

@@ -34,8 +34,10 @@ def as_user_error(exc: BaseException) -> BaseException:
     the file and the fix; any other exception is returned unchanged."""
     if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
         where = exc.filename or "the output directory"
-        return OutputError(f"cannot write {where}: {exc.strerror or exc}; free space or fix the permissions "
-                           "there, or choose another output_dir (finished work is kept; rerun the command)")
+        return OutputError(
+            f"cannot write {where}: {exc.strerror or exc}; free space or fix the permissions "
+            "there, or choose another output_dir (finished work is kept; rerun the command)"
+        )
     return exc
 
 

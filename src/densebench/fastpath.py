@@ -58,8 +58,12 @@ class _OneDNNLinear(torch.autograd.Function):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """`F.linear`, through oneDNN for fp32 CPU tensors outside autocast (autocast keeps its own casts)."""
-    if (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32 and x.dim() >= 2
-            and not torch.is_autocast_enabled("cpu")):
+    if (
+        x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and x.dim() >= 2
+        and not torch.is_autocast_enabled("cpu")
+    ):
         return _OneDNNLinear.apply(x, weight, bias)
     return F.linear(x, weight, bias)
 

@@ -78,7 +78,11 @@ class Catalog:
             from densebench.config import user_config_dirs
 
             for kind, group in GROUPS.items():  # user folders (--config-dir) last: their entries win
-                for path in [p for root in (config_dir, *reversed(user_config_dirs())) for p in sorted((root / group).glob("*.yaml"))]:
+                for path in [
+                    p
+                    for root in (config_dir, *reversed(user_config_dirs()))
+                    for p in sorted((root / group).glob("*.yaml"))
+                ]:
                     entry = _config_entry(path, group)
                     configs[kind][str(entry.get("name") or path.stem)] = entry
         return cls(configs)
@@ -119,9 +123,11 @@ class Catalog:
     def strategy_order(self, strategies: Iterable[str]) -> list[str]:
         """Strategies in the one order every table and figure uses: the adapter configs' `report_order`
         (frozen, LoRA, DoRA, CNN adapter, Transformer adapter, full), then others by display name."""
+
         def key(s: str) -> tuple[float, str]:
             order = self._entry("strategy", s).get("report_order")
             return (float(order) if isinstance(order, (int, float)) else math.inf, self.display("strategy", s).lower())
+
         return sorted(dict.fromkeys(strategies), key=key)
 
     def strategy_color(self, strategy: str) -> str:
@@ -129,7 +135,9 @@ class Catalog:
         colour = self._entry("strategy", strategy).get("report_color")
         if colour:
             return str(colour)
-        others = sorted(s for s in self.configs.get("strategy", {}) if not self.configs["strategy"][s].get("report_color"))
+        others = sorted(
+            s for s in self.configs.get("strategy", {}) if not self.configs["strategy"][s].get("report_color")
+        )
         index = others.index(strategy) if strategy in others else sum(map(ord, strategy))
         return _OTHER_COLOURS[index % len(_OTHER_COLOURS)]
 

@@ -62,8 +62,13 @@ def integer(low: int | None = None, optional: bool = False) -> Rule:
     return Rule(text, lambda v: (optional and v is None) or (_is_int(v) and (low is None or v >= low)))
 
 
-def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
-           optional: bool = False) -> Rule:
+def number(
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    optional: bool = False,
+) -> Rule:
     """A real number in the interval the bounds give (open or closed at each end)."""
     if low is not None and high is not None:
         text = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
@@ -197,8 +202,9 @@ RULES: dict[str, Rule] = {
     "adapter.alpha": number(0, low_open=True, optional=True),
     "adapter.dropout": number(0, 1, high_open=True),
     "adapter.use_dora": FLAG,
-    "adapter.width_factor": Rule("a number > 0 with 64 x width_factor a multiple of 32 (0.5, 1, 1.5, 2, ...)",
-                                 _width_factor),
+    "adapter.width_factor": Rule(
+        "a number > 0 with 64 x width_factor a multiple of 32 (0.5, 1, 1.5, 2, ...)", _width_factor
+    ),
     "adapter.depths": Rule("two integers >= 1, e.g. [3,4]", _depths),
     "adapter.depth": integer(1),
     "adapter.num_heads": integer(1, optional=True),

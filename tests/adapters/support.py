@@ -30,18 +30,35 @@ NUM_CLASSES = 3
 INPUT_HW = (38, 54)
 
 _TIMM_BASE = {
-    "family": "timm_vit", "variant": "full", "pretrained": False, "weights": None, "layers": None,
-    "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
+    "family": "timm_vit",
+    "variant": "full",
+    "pretrained": False,
+    "weights": None,
+    "layers": None,
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
 }
 EXTRA_MODELS: dict[str, dict] = {
     "tiny_timm_p14_reg4_swiglu": {
-        **_TIMM_BASE, "name": "tiny_timm_p14_reg4_swiglu",
-        "arch": {"img_size": 28, "patch_size": 14, "embed_dim": 32, "depth": 2, "num_heads": 2, "reg_tokens": 4,
-                 "no_embed_class": True, "init_values": 1e-5, "mlp_ratio": 5.33334,
-                 "mlp_layer": "SwiGLUPacked", "act_layer": "SiLU"},
+        **_TIMM_BASE,
+        "name": "tiny_timm_p14_reg4_swiglu",
+        "arch": {
+            "img_size": 28,
+            "patch_size": 14,
+            "embed_dim": 32,
+            "depth": 2,
+            "num_heads": 2,
+            "reg_tokens": 4,
+            "no_embed_class": True,
+            "init_values": 1e-5,
+            "mlp_ratio": 5.33334,
+            "mlp_layer": "SwiGLUPacked",
+            "act_layer": "SiLU",
+        },
     },
     "tiny_timm_p16_ls": {
-        **_TIMM_BASE, "name": "tiny_timm_p16_ls",
+        **_TIMM_BASE,
+        "name": "tiny_timm_p16_ls",
         "arch": {"img_size": 32, "patch_size": 16, "embed_dim": 64, "depth": 3, "num_heads": 2, "init_values": 1e-5},
     },
 }
@@ -78,8 +95,15 @@ def make_cfg(model_name: str, adapter: str, small: bool = True, **adapter_overri
     adapter_cfg.merge_with(adapter_overrides)
     # No weight decay: Adam's L2 term would move parameters that got no gradient.
     train = {"lr": 1e-3, "weight_decay": 0.0}
-    return OmegaConf.create({"model": MODELS[model_name], "adapter": adapter_cfg, "decoder": decoder, "train": train,
-                             "runtime": root.runtime})
+    return OmegaConf.create(
+        {
+            "model": MODELS[model_name],
+            "adapter": adapter_cfg,
+            "decoder": decoder,
+            "train": train,
+            "runtime": root.runtime,
+        }
+    )
 
 
 def backbone_output(model: Segmenter, x: Tensor) -> Tensor:

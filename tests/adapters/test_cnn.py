@@ -19,12 +19,12 @@ from .support import make_cfg
 def test_skips_are_ceil_half_quarter_eighth_of_the_input(height, width):
     branch = ResNetV2Branch(0.5, [1, 1])
     skips = branch(torch.randn(1, 3, height, width))
-    assert [tuple(s.shape[-2:]) for s in skips] == [
-        (math.ceil(height / f), math.ceil(width / f)) for f in (8, 4, 2)
-    ]
+    assert [tuple(s.shape[-2:]) for s in skips] == [(math.ceil(height / f), math.ceil(width / f)) for f in (8, 4, 2)]
 
 
-@pytest.mark.parametrize(("width_factor", "channels"), [(1, (512, 256, 64)), (0.5, (256, 128, 32)), (2, (1024, 512, 128))])
+@pytest.mark.parametrize(
+    ("width_factor", "channels"), [(1, (512, 256, 64)), (0.5, (256, 128, 32)), (2, (1024, 512, 128))]
+)
 def test_skip_channels_scale_with_the_width_factor(width_factor, channels):
     branch = ResNetV2Branch(width_factor, [1, 1])
     assert branch.channels == channels

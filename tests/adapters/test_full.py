@@ -31,9 +31,14 @@ def _multipliers(**overrides: object) -> dict[str, float]:
 
 def test_layer_decay_scales_each_block_by_decay_to_the_distance_from_the_top():
     mult = _multipliers(layer_decay=0.5, backbone_lr_mult=0.1)  # demo_vit tiny: 2 blocks
-    expected = {"model.cls_token": 0.0125, "model.pos_embed": 0.0125, "model.patch_embed.proj.weight": 0.0125,
-                "model.blocks.0.attn.qkv.weight": 0.025, "model.blocks.1.mlp.fc2.bias": 0.05,
-                "model.norm.weight": 0.1}
+    expected = {
+        "model.cls_token": 0.0125,
+        "model.pos_embed": 0.0125,
+        "model.patch_embed.proj.weight": 0.0125,
+        "model.blocks.0.attn.qkv.weight": 0.025,
+        "model.blocks.1.mlp.fc2.bias": 0.05,
+        "model.norm.weight": 0.1,
+    }
     assert {k: mult[k] for k in expected} == pytest.approx(expected)
 
 
@@ -83,8 +88,9 @@ def test_a_copy_of_a_checkpointed_model_runs_its_own_weights():
 
 def _attn_calls_in_one_step(min_tokens: int) -> int:
     torch.manual_seed(0)
-    model = build_model(make_cfg("demo_vit", "lora", grad_checkpointing="auto", checkpoint_min_tokens=min_tokens),
-                        NUM_CLASSES)
+    model = build_model(
+        make_cfg("demo_vit", "lora", grad_checkpointing="auto", checkpoint_min_tokens=min_tokens), NUM_CLASSES
+    )
     calls = []
     model.adapter.backbone.model.blocks[0].attn.register_forward_pre_hook(lambda *_: calls.append(1))
     _loss_and_grads(model, torch.randn(2, 3, *INPUT_HW))

@@ -20,9 +20,20 @@ from tests.conftest import REPO, densebench
 from .support import MODELS, STRATEGIES
 
 TINY_RUN = [
-    "model.variant=tiny", "model.pretrained=false", "train.epochs=1", "train.num_workers=0", "progress=none",
-    "dataset.n_train=4", "dataset.n_val=2", "dataset.n_test=2", "dataset.min_size=48", "dataset.max_size=64",
-    "dataset.min_side=48", "eval.bootstrap.n=50", "decoder.stem_channels=64", "decoder.channels=[32,16,16,8]",
+    "model.variant=tiny",
+    "model.pretrained=false",
+    "train.epochs=1",
+    "train.num_workers=0",
+    "progress=none",
+    "dataset.n_train=4",
+    "dataset.n_val=2",
+    "dataset.n_test=2",
+    "dataset.min_size=48",
+    "dataset.max_size=64",
+    "dataset.min_side=48",
+    "eval.bootstrap.n=50",
+    "decoder.stem_channels=64",
+    "decoder.channels=[32,16,16,8]",
 ]
 
 # Rebuild each run from its saved config in a fresh interpreter, load checkpoints/best.pt, test again.
@@ -53,8 +64,18 @@ def _ok(proc: subprocess.CompletedProcess) -> None:
 
 
 def _train_all(out: Path, models: list[str], timeout: int) -> dict[tuple[str, str], Path]:
-    _ok(densebench("run", "--multirun", f"model={','.join(models)}", f"adapter={','.join(STRATEGIES)}",
-                   f"output_dir={out}", *TINY_RUN, timeout=timeout, env=ONE_THREAD))
+    _ok(
+        densebench(
+            "run",
+            "--multirun",
+            f"model={','.join(models)}",
+            f"adapter={','.join(STRATEGIES)}",
+            f"output_dir={out}",
+            *TINY_RUN,
+            timeout=timeout,
+            env=ONE_THREAD,
+        )
+    )
     runs = {}
     for model in models:
         for strategy in STRATEGIES:
@@ -76,8 +97,15 @@ def _check_records(runs: dict[tuple[str, str], Path]) -> None:
 
 def _check_reevaluation(runs: dict[tuple[str, str], Path], out: Path, timeout: int) -> None:
     env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(REPO / "src")}
-    _ok(subprocess.run([sys.executable, "-c", REEVALUATE, str(out / "reevaluated.json"), *map(str, runs.values())],
-                       capture_output=True, text=True, timeout=timeout, env=env))
+    _ok(
+        subprocess.run(
+            [sys.executable, "-c", REEVALUATE, str(out / "reevaluated.json"), *map(str, runs.values())],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+    )
     again = json.loads((out / "reevaluated.json").read_text())
     for key, run in runs.items():
         recorded = json.loads((run / "metrics.json").read_text())["test"]["metrics"]

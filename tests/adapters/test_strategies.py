@@ -72,6 +72,7 @@ def test_frozen_paths_run_the_backbone_in_eval_mode_without_a_graph(model_name, 
     model = build_fresh(make_cfg(model_name, frozen_path), seed=0)
     (_, stack), *_ = block_stacks(model.adapter.backbone)
     seen = []
+
     def record(block, args, out):  # some families return (hidden_states, ...) from a block
         hidden = out[0] if isinstance(out, tuple) else out
         seen.append((block.training, hidden.requires_grad))

@@ -9,8 +9,16 @@ import torch
 
 # Tiny demo ViT (patch 8, width 32, 2 blocks) on a few small synthetic images.
 TINY = [
-    "model.variant=tiny", "dataset.n_train=2", "dataset.n_val=1", "dataset.n_test=3", "dataset.min_size=40",
-    "dataset.max_size=56", "dataset.min_side=40", "eval.bootstrap.n=20", "progress=none", "device=cpu",
+    "model.variant=tiny",
+    "dataset.n_train=2",
+    "dataset.n_val=1",
+    "dataset.n_test=3",
+    "dataset.min_size=40",
+    "dataset.max_size=56",
+    "dataset.min_side=40",
+    "eval.bootstrap.n=20",
+    "progress=none",
+    "device=cpu",
 ]
 
 

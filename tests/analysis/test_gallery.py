@@ -35,7 +35,7 @@ def test_each_gallery_image_has_three_panels_side_by_side(gallery) -> None:
         assert set(entry["panels"]) == set(PANELS)
         sizes = {Image.open(folder / f).size for f in entry["panels"].values()}
         assert len(sizes) == 1
-        (width, height), = sizes
+        ((width, height),) = sizes
         assert max(width, height) == side
         composite = Image.open(folder / entry["file"])
         assert composite.width == len(PANELS) * (width + 6) + 6  # three panels and their gaps

@@ -19,13 +19,24 @@ def finish(run) -> Path:
     test = run.test()
     test.pop("best"), test.pop("eval_s")
     cfg = run.cfg
-    write_json(run.dir / "metrics.json", {
-        "schema_version": 1, "status": "complete",
-        "run": {"dataset": cfg.dataset.name, "model": cfg.model.name, "adapter": cfg.adapter.name, "seed": int(cfg.seed),
-                "run_dir": str(run.dir), "overrides": run.overrides},
-        "config": OmegaConf.to_container(cfg, resolve=True), "test": test,
-        "model": {"name": cfg.model.name, "params": run.model.parameter_counts()},
-    })
+    write_json(
+        run.dir / "metrics.json",
+        {
+            "schema_version": 1,
+            "status": "complete",
+            "run": {
+                "dataset": cfg.dataset.name,
+                "model": cfg.model.name,
+                "adapter": cfg.adapter.name,
+                "seed": int(cfg.seed),
+                "run_dir": str(run.dir),
+                "overrides": run.overrides,
+            },
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "test": test,
+            "model": {"name": cfg.model.name, "params": run.model.parameter_counts()},
+        },
+    )
     return run.dir
 
 
@@ -43,7 +54,7 @@ def html(tmp_path_factory) -> str:
 
 
 def test_report_shows_each_gallery_image_once_with_every_models_prediction(html: str) -> None:
-    galleries = html[html.index('id="s-galleries"'):]
+    galleries = html[html.index('id="s-galleries"') :]
     # captions use display names, like the tables
     assert "Demo ViT (random init, not a PFM) · Frozen · seed 0" in galleries and "UNI · Frozen · seed 0" in galleries
     rows = re.findall(r'<div class="gallery">(.*?)</div>', galleries[: galleries.index("<script>")])
@@ -63,9 +74,12 @@ def test_a_runs_drill_down_shows_its_gallery_by_reference(html: str) -> None:
 def test_scaling_also_correlates_the_means_with_flops() -> None:
     from densebench.report.plots import scaling
 
-    cells = pd.DataFrame([
-        {"entry": m, "model": m, "variant": "", "dataset": "d", "strategy": "frozen", "value": v, "params": p}
-        for m, v, p in (("A", 0.5, 1e8), ("B", 0.7, 3e8), ("C", 0.6, 6e8))])
+    cells = pd.DataFrame(
+        [
+            {"entry": m, "model": m, "variant": "", "dataset": "d", "strategy": "frozen", "value": v, "params": p}
+            for m, v, p in (("A", 0.5, 1e8), ("B", 0.7, 3e8), ("C", 0.6, 6e8))
+        ]
+    )
     flops = {"A": 3e10, "B": 1e10, "C": 2e10}
     result = scaling(cells, ["frozen"], flops)
     expected = scipy_stats.spearmanr([3e10, 1e10, 2e10], [0.5, 0.7, 0.6])

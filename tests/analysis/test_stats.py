@@ -71,10 +71,7 @@ def test_similarity_by_distance_leaves_out_invalid_tokens() -> None:
 
 
 def test_cells_take_the_majority_class_of_their_labelled_pixels() -> None:
-    mask = torch.tensor([[0, 0, 1, 1],
-                         [0, 1, 1, 255],
-                         [255, 255, 2, 2],
-                         [255, 255, 1, 2]])
+    mask = torch.tensor([[0, 0, 1, 1], [0, 1, 1, 255], [255, 255, 2, 2], [255, 255, 1, 2]])
     labels = stats.cell_labels(mask, (2, 2), num_classes=3, ignore_index=255)
     assert labels.tolist() == [0, 1, stats.UNLABELLED, 2]
 

@@ -63,12 +63,15 @@ def test_analyze_tokens_on_demo_data_writes_json_and_plots(tmp_path: Path) -> No
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG" and (out / f"{name}.svg").is_file()
 
 
-@pytest.mark.parametrize(("adapter", "series"), [
-    ("frozen", {"backbone", "decoder_input"}),
-    ("lora", {"backbone", "adapted_backbone", "decoder_input"}),
-    ("transformer", {"backbone", "adapter_blocks", "decoder_input"}),
-    ("cnn", {"backbone", "decoder_input", "decoder_fused"}),
-])
+@pytest.mark.parametrize(
+    ("adapter", "series"),
+    [
+        ("frozen", {"backbone", "decoder_input"}),
+        ("lora", {"backbone", "adapted_backbone", "decoder_input"}),
+        ("transformer", {"backbone", "adapter_blocks", "decoder_input"}),
+        ("cnn", {"backbone", "decoder_input", "decoder_fused"}),
+    ],
+)
 def test_a_runs_adapted_tokens_follow_its_strategy(analysed, adapter: str, series: set[str]) -> None:
     doc = analysed(adapter)
     assert set(doc["series"]) == series and doc["adapter"] == adapter
@@ -122,8 +125,13 @@ def test_every_backbone_gives_statistics_for_each_of_its_blocks(path: Path) -> N
     side = int(cfg.get("fixed_input_size") or 4 * backbone.patch_size)
     generator = torch.Generator().manual_seed(0)
     mask = torch.randint(0, 2, (side, side), generator=generator)
-    view = View("x", torch.randn(1, 3, side, side, generator=generator), mask,
-                torch.ones(side, side, dtype=torch.bool), torch.zeros(side, side, 3, dtype=torch.uint8).numpy())
+    view = View(
+        "x",
+        torch.randn(1, 3, side, side, generator=generator),
+        mask,
+        torch.ones(side, side, dtype=torch.bool),
+        torch.zeros(side, side, 3, dtype=torch.uint8).numpy(),
+    )
     collector = Collector(2, 255, "center")
     with torch.no_grad():
         add_blocks(collector, "backbone", backbone, view, first=True)

@@ -24,8 +24,14 @@ PFMS = [n for n in ALL_MODELS if load_model_config(n).get("published_key")]
 
 # Keys an original release holds outside the image trunk (other towers, poolers, heads), per model.
 OTHER_TOWERS = {
-    "conch": ["visual.attn_pool_contrast.query", "visual.ln_contrast.weight", "visual.proj_contrast",
-              "text.token_embedding.weight", "text_decoder.ln_final.weight", "logit_scale"],
+    "conch": [
+        "visual.attn_pool_contrast.query",
+        "visual.ln_contrast.weight",
+        "visual.proj_contrast",
+        "text.token_embedding.weight",
+        "text_decoder.ln_final.weight",
+        "logit_scale",
+    ],
     "conch_v1_5": ["attn_pool_contrast.query", "attn_pool_contrast.to_kv.weight", "ln_contrast.weight"],
     "phikon": ["pooler.dense.weight", "pooler.dense.bias"],
 }
@@ -84,16 +90,28 @@ def beit3_original_state(cfg: DictConfig, seed: int = 0) -> dict[str, Tensor]:
 
     state = {
         "beit3.text_embed.weight": r(11, d),
-        "beit3.vision_embed.proj.weight": r(d, 3, p, p), "beit3.vision_embed.proj.bias": r(d),
-        "beit3.vision_embed.cls_token": r(1, 1, d), "beit3.vision_embed.mask_token": r(1, 1, d),
+        "beit3.vision_embed.proj.weight": r(d, 3, p, p),
+        "beit3.vision_embed.proj.bias": r(d),
+        "beit3.vision_embed.cls_token": r(1, 1, d),
+        "beit3.vision_embed.mask_token": r(1, 1, d),
         "beit3.encoder.embed_positions.A.weight": r(grid + 3, d),
         "beit3.encoder.embed_positions.B.weight": r(16, d),
-        "vision_head.weight": r(d, d), "language_head.weight": r(d, d), "logit_scale": r(1)[0],
+        "vision_head.weight": r(d, d),
+        "language_head.weight": r(d, d),
+        "logit_scale": r(1)[0],
     }
-    shapes = {"self_attn.q_proj": (d, d), "self_attn.k_proj": (d, d), "self_attn.v_proj": (d, d),
-              "self_attn.out_proj": (d, d), "self_attn.inner_attn_ln": None, "self_attn_layer_norm": None,
-              "ffn.{b}.fc1": (ffn, d), "ffn.{b}.fc2": (d, ffn), "ffn.{b}.ffn_layernorm": ffn,
-              "final_layer_norm": None}
+    shapes = {
+        "self_attn.q_proj": (d, d),
+        "self_attn.k_proj": (d, d),
+        "self_attn.v_proj": (d, d),
+        "self_attn.out_proj": (d, d),
+        "self_attn.inner_attn_ln": None,
+        "self_attn_layer_norm": None,
+        "ffn.{b}.fc1": (ffn, d),
+        "ffn.{b}.fc2": (d, ffn),
+        "ffn.{b}.ffn_layernorm": ffn,
+        "final_layer_norm": None,
+    }
     for i in range(depth):
         for name, shape in shapes.items():
             for branch in "AB":
@@ -112,6 +130,7 @@ def beit3_original_state(cfg: DictConfig, seed: int = 0) -> dict[str, Tensor]:
 def beit3_reference_tokens(state: dict[str, Tensor], x: Tensor, heads: int, eps: float) -> Tensor:
     """torchscale's BEiT-3 image path written out from its definition: pre-norm blocks with sub-LN in
     attention and MLP, learned positions from row 2, final LayerNorm; every module on branch A."""
+
     def g(key: str) -> Tensor:
         return state["beit3." + key]
 

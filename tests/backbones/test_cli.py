@@ -11,7 +11,12 @@ from densebench.backbones.cli import doctor_main, models_main
 from densebench.errors import ConfigError
 
 from tests.backbones.support import (
-    PFMS, original_checkpoint, put_in_cache, save_checkpoint, shared_full_on_meta, tiny_config,
+    PFMS,
+    original_checkpoint,
+    put_in_cache,
+    save_checkpoint,
+    shared_full_on_meta,
+    tiny_config,
 )
 
 

@@ -11,9 +11,26 @@ from densebench.backbones.catalog import load_model_config
 from tests.backbones.support import ALL_MODELS, PFMS, shared_full_on_meta
 from tests.conftest import shared_path
 
-REQUIRED = ("name", "display_name", "published_key", "family", "arch", "tiny", "published_params", "mean", "std",
-            "default_input_size", "fixed_input_size", "hub", "gated", "licence", "variant", "pretrained", "weights",
-            "layers")
+REQUIRED = (
+    "name",
+    "display_name",
+    "published_key",
+    "family",
+    "arch",
+    "tiny",
+    "published_params",
+    "mean",
+    "std",
+    "default_input_size",
+    "fixed_input_size",
+    "hub",
+    "gated",
+    "licence",
+    "variant",
+    "pretrained",
+    "weights",
+    "layers",
+)
 
 
 def test_every_pathology_foundation_model_is_in_the_paper_grid():

@@ -12,7 +12,12 @@ from densebench.backbones.weights import locate_local, read_state_dict, resolve_
 from densebench.errors import WeightsError
 
 from tests.backbones.support import (
-    FORMATS, PFMS, original_checkpoint, put_in_cache, save_checkpoint, tiny_config,
+    FORMATS,
+    PFMS,
+    original_checkpoint,
+    put_in_cache,
+    save_checkpoint,
+    tiny_config,
 )
 
 
@@ -87,9 +92,19 @@ def test_musk_image_path_matches_torchscale_beit3(tmp_path):
     from torchscale.architecture.config import EncoderConfig
     from torchscale.model.BEiT3 import BEiT3
 
-    args = EncoderConfig(img_size=64, patch_size=16, vocab_size=11, multiway=True, layernorm_embedding=False,
-                         normalize_output=True, no_output_layer=True, encoder_embed_dim=32,
-                         encoder_attention_heads=2, encoder_ffn_embed_dim=128, encoder_layers=2)
+    args = EncoderConfig(
+        img_size=64,
+        patch_size=16,
+        vocab_size=11,
+        multiway=True,
+        layernorm_embedding=False,
+        normalize_output=True,
+        no_output_layer=True,
+        encoder_embed_dim=32,
+        encoder_attention_heads=2,
+        encoder_ffn_embed_dim=128,
+        encoder_layers=2,
+    )
     ref = BEiT3(args).eval()
     with torch.no_grad():
         for p in ref.parameters():
@@ -109,8 +124,7 @@ def _to_v5(state: dict, vit: bool) -> dict:
             key = re.sub(r"^encoder\.layer\.(\d+)\.", r"layers.\1.", key)
             key = re.sub(r"\.intermediate\.dense\.", ".mlp.fc1.", key)
             key = re.sub(r"(layers\.\d+)\.output\.dense\.", r"\1.mlp.fc2.", key)
-        key = re.sub(r"\.attention\.attention\.(query|key|value)\.",
-                     lambda m: f".attention.{m.group(1)[0]}_proj.", key)
+        key = re.sub(r"\.attention\.attention\.(query|key|value)\.", lambda m: f".attention.{m.group(1)[0]}_proj.", key)
         key = key.replace(".attention.output.dense.", ".attention.o_proj.")
         if ".mlp.weights_in." in key:
             gate, up = value.chunk(2, dim=0)
@@ -141,8 +155,10 @@ def test_hugging_face_folder_with_sharded_safetensors_loads(tmp_path):
 
     state, reference = original_checkpoint("phikon_v2", tiny_config("phikon_v2"))
     keys = sorted(state)
-    shards = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2],
-              "model-00002-of-00002.safetensors": keys[len(keys) // 2 :]}
+    shards = {
+        "model-00001-of-00002.safetensors": keys[: len(keys) // 2],
+        "model-00002-of-00002.safetensors": keys[len(keys) // 2 :],
+    }
     for shard, names in shards.items():
         save_file({k: state[k].contiguous() for k in names}, str(tmp_path / shard))
     index = {"weight_map": {k: shard for shard, names in shards.items() for k in names}}
@@ -178,8 +194,15 @@ def test_no_weights_offline_is_one_message_naming_model_places_page_and_fix(offl
         build_backbone(load_full("uni"))
     message = str(err.value)
     assert "\n" not in message
-    for part in ("model 'uni'", "model.weights (not set)", "Hugging Face cache", "HF_HUB_OFFLINE",
-                 "https://huggingface.co/MahmoodLab/UNI", "gated", "model.weights=PATH"):
+    for part in (
+        "model 'uni'",
+        "model.weights (not set)",
+        "Hugging Face cache",
+        "HF_HUB_OFFLINE",
+        "https://huggingface.co/MahmoodLab/UNI",
+        "gated",
+        "model.weights=PATH",
+    ):
         assert part in message
 
 
@@ -201,7 +224,6 @@ def load_full(name: str, *overrides: str):
     from densebench.backbones.catalog import load_model_config
 
     return load_model_config(name, list(overrides))
-
 
 
 def test_trunk_only_file_for_a_prefixed_release_says_how_to_load_it(tmp_path):

@@ -15,8 +15,13 @@ TIMM_CONFIG = {
     "num_classes": 0,
     "num_features": 32,
     "model_args": {"img_size": 64, "patch_size": 16, "embed_dim": 32, "depth": 2, "num_heads": 2, "reg_tokens": 2},
-    "pretrained_cfg": {"input_size": [3, 64, 64], "mean": [0.7, 0.6, 0.7], "std": [0.15, 0.2, 0.15],
-                       "classifier": "head", "num_classes": 0},
+    "pretrained_cfg": {
+        "input_size": [3, 64, 64],
+        "mean": [0.7, 0.6, 0.7],
+        "std": [0.15, 0.2, 0.15],
+        "classifier": "head",
+        "num_classes": 0,
+    },
 }
 
 FACTORY_MODULE = '''

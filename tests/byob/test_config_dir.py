@@ -15,8 +15,17 @@ def test_take_config_dirs_removes_the_flag_in_all_spellings_and_keeps_the_rest(t
     monkeypatch.setenv("DENSEBENCH_CONFIG_PATH", "")  # recorded, so the folders added below do not leak
     for name in ("a", "b", "c"):
         (tmp_path / name).mkdir()
-    rest = take_config_dirs(["model=x", "--config-dir", str(tmp_path / "a"), f"--config-dir={tmp_path / 'b'}",
-                             "-cd", str(tmp_path / "c"), "seed=1"])
+    rest = take_config_dirs(
+        [
+            "model=x",
+            "--config-dir",
+            str(tmp_path / "a"),
+            f"--config-dir={tmp_path / 'b'}",
+            "-cd",
+            str(tmp_path / "c"),
+            "seed=1",
+        ]
+    )
     assert rest == ["model=x", "seed=1"]
     assert user_config_dirs() == [tmp_path / "a", tmp_path / "b", tmp_path / "c"]  # the first given wins
 
@@ -50,7 +59,9 @@ def test_a_user_file_named_like_a_built_in_wins_with_a_one_line_notice(tmp_path,
     cfg = compose_cfg(["model=demo_vit"])
     err = capsys.readouterr().err.strip().splitlines()
     assert cfg.model.arch.embed_dim == 48
-    assert len(err) == 1 and err[0].startswith("notice: model 'demo_vit' comes from") and "replaces the built-in" in err[0]
+    assert (
+        len(err) == 1 and err[0].startswith("notice: model 'demo_vit' comes from") and "replaces the built-in" in err[0]
+    )
 
 
 def test_the_report_catalogue_reads_user_display_names(tmp_path, monkeypatch):
@@ -61,11 +72,14 @@ def test_the_report_catalogue_reads_user_display_names(tmp_path, monkeypatch):
     assert Catalog.load(config_dir()).display("model", "my_tiny") == "My tiny PFM"
 
 
-@pytest.mark.parametrize("command", [
-    ["models", "--check", "model=my_tiny"],
-    ["doctor", "--no-hub", "model=my_tiny"],
-    ["run", "model=my_tiny", "--cfg", "job"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["models", "--check", "model=my_tiny"],
+        ["doctor", "--no-hub", "model=my_tiny"],
+        ["run", "model=my_tiny", "--cfg", "job"],
+    ],
+)
 def test_every_model_command_sees_the_config_dir_flag(tmp_path, command):
     configs = write_config_dir(tmp_path)
     proc = densebench(*command, "--config-dir", str(configs), env=user_env(tmp_path), timeout=240)

@@ -45,9 +45,11 @@ def test_a_factory_returning_a_timm_model_is_used_through_forward_intermediates(
         "from timm.models.vision_transformer import VisionTransformer\n"
         "def build():\n"
         "    return VisionTransformer(img_size=32, patch_size=16, embed_dim=32, depth=3, num_heads=2, num_classes=0,"
-        " reg_tokens=1, dynamic_img_size=True)\n")
+        " reg_tokens=1, dynamic_img_size=True)\n"
+    )
     (configs / "model" / "my_timm.yaml").write_text(
-        "name: my_timm\nfamily: python\nfactory: my_timm:build\nmean: [0.1, 0.2, 0.3]\nstd: [0.4, 0.5, 0.6]\n")
+        "name: my_timm\nfamily: python\nfactory: my_timm:build\nmean: [0.1, 0.2, 0.3]\nstd: [0.4, 0.5, 0.6]\n"
+    )
     backbone = build("my_timm")
     assert (backbone.patch_size, backbone.embed_dim, backbone.num_prefix_tokens, backbone.num_blocks) == (16, 32, 2, 3)
     assert backbone.mean == (0.1, 0.2, 0.3)  # the YAML's, as no pretrained config says otherwise
@@ -68,12 +70,18 @@ def test_lora_targets_are_read_from_the_block_stack(tmp_path, monkeypatch):
     assert targets["attn_mlp"] == r"model\.blocks\.\d+\.(attn\.qkv|attn\.proj|mlp\.0|mlp\.2)"
 
 
-@pytest.mark.parametrize(("factory", "message"), [
-    ("my_pfm:build_raises", r"model\.factory=my_pfm:build_raises: the factory raised RuntimeError: checkpoint"),
-    ("my_pfm:build_wrong_type", r"model\.factory=my_pfm:build_wrong_type: the factory returned dict, not a torch\.nn\.Module"),
-    ("my_pfm:nothing", r"model\.factory=my_pfm:nothing: my_pfm has no function nothing"),
-    ("not_there.mod:build", r"model\.factory=not_there\.mod:build: cannot import not_there\.mod"),
-])
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        ("my_pfm:build_raises", r"model\.factory=my_pfm:build_raises: the factory raised RuntimeError: checkpoint"),
+        (
+            "my_pfm:build_wrong_type",
+            r"model\.factory=my_pfm:build_wrong_type: the factory returned dict, not a torch\.nn\.Module",
+        ),
+        ("my_pfm:nothing", r"model\.factory=my_pfm:nothing: my_pfm has no function nothing"),
+        ("not_there.mod:build", r"model\.factory=not_there\.mod:build: cannot import not_there\.mod"),
+    ],
+)
 def test_bad_factories_are_one_config_error_naming_model_factory(tmp_path, monkeypatch, factory, message):
     use_config_dir(monkeypatch, tmp_path)
     with pytest.raises(ConfigError, match=message):
@@ -87,7 +95,8 @@ def test_a_timm_hub_model_with_an_explicit_weights_file_loads_strictly(tmp_path,
     configs = use_config_dir(monkeypatch, tmp_path)
     (configs / "model" / "named.yaml").write_text(
         "name: named\nfamily: timm_hub\ntimm_name: vit_small_patch16_224\n"
-        "arch: {img_size: 32, embed_dim: 32, depth: 2, num_heads: 2}\npretrained: true\nweights: null\n")
+        "arch: {img_size: 32, embed_dim: 32, depth: 2, num_heads: 2}\npretrained: true\nweights: null\n"
+    )
     source = timm.create_model("vit_small_patch16_224", num_classes=0, img_size=32, embed_dim=32, depth=2, num_heads=2)
     state = source.state_dict()
     save_file(state, str(tmp_path / "w.safetensors"))
@@ -112,11 +121,18 @@ def test_timm_hub_reads_config_and_weights_from_an_offline_hugging_face_cache(tm
         "own = b.model.state_dict()\n"
         "print(json.dumps({'equal': sorted(k for k in own if torch.equal(own[k], torch.load('"
         f"{tmp_path / 'state.pt'}', weights_only=True)[k])), 'origin': b.origin, 'mean': b.mean,"
-        " 'geometry': [b.patch_size, b.embed_dim, b.num_prefix_tokens, b.num_blocks]}))\n")
+        " 'geometry': [b.patch_size, b.embed_dim, b.num_prefix_tokens, b.num_blocks]}))\n"
+    )
     torch.save(state, tmp_path / "state.pt")
     env = {**user_env(tmp_path, cache), "DENSEBENCH_CONFIG_PATH": str(configs)}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, check=False,
-                          env={**__import__("os").environ, **env})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        env={**__import__("os").environ, **env},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["equal"] == sorted(state)

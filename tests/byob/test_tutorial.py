@@ -25,8 +25,12 @@ def tutorial_script() -> str:
 
 def test_the_tutorial_script_covers_check_train_and_report():
     script = tutorial_script()
-    for step in ("densebench models --check model=my_vit", "densebench run --multirun", "densebench report outputs",
-                 "densebench models --check model=my_tiny_vit"):
+    for step in (
+        "densebench models --check model=my_vit",
+        "densebench run --multirun",
+        "densebench report outputs",
+        "densebench models --check model=my_tiny_vit",
+    ):
         assert step in script
 
 
@@ -35,8 +39,15 @@ def test_the_tutorial_runs_from_an_empty_folder_to_a_ranked_report(tmp_path):
     published = shared_path("published", "pfm-densebench")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PUBLISHED": str(published), "NO_ALBUMENTATIONS_UPDATE": "1"}
     env.pop("DENSEBENCH_CONFIG_PATH", None)
-    proc = subprocess.run(["bash", "-c", tutorial_script()], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=1800, check=False)
+    proc = subprocess.run(
+        ["bash", "-c", tutorial_script()],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert proc.stdout.count("ok: works with frozen") == 2  # my_vit and my_tiny_vit pass the check
     doc = json.loads((tmp_path / "report" / "report.json").read_text())

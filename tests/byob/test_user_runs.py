@@ -10,15 +10,28 @@ import pytest
 from tests.byob.support import HUB_REPO, fake_hf_cache, user_env, write_config_dir
 from tests.conftest import FAST, densebench
 
-ONE_EPOCH = [*(o for o in FAST if not o.startswith(("model.", "train.epochs", "progress"))), "train.epochs=1",
-             "progress=none"]
+ONE_EPOCH = [
+    *(o for o in FAST if not o.startswith(("model.", "train.epochs", "progress"))),
+    "train.epochs=1",
+    "progress=none",
+]
 
 
 def train_all(tmp_path, model, cache=None):
     configs = write_config_dir(tmp_path)
     out = tmp_path / "out"
-    proc = densebench("run", "--multirun", "--config-dir", str(configs), f"model={model}", "adapter=frozen,lora,cnn",
-                      f"output_dir={out}", *ONE_EPOCH, env=user_env(tmp_path, cache), timeout=900)
+    proc = densebench(
+        "run",
+        "--multirun",
+        "--config-dir",
+        str(configs),
+        f"model={model}",
+        "adapter=frozen,lora,cnn",
+        f"output_dir={out}",
+        *ONE_EPOCH,
+        env=user_env(tmp_path, cache),
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = {p.parent.parent.name: json.loads(p.read_text()) for p in out.rglob("metrics.json")}
     assert sorted(records) == ["cnn", "frozen", "lora"]

@@ -141,22 +141,39 @@ class SlurmCluster:
         self.stop()  # leftovers of an earlier cluster in the same folder
         self.write_config()
         r = self.root
-        self._spawn("munged", ["munged", "-F", "--force", f"--socket={r / 'munge.socket'}",
-                               f"--key-file={r / 'munge.key'}", f"--pid-file={r / 'munged.pid'}",
-                               f"--seed-file={r / 'munged.seed'}", f"--log-file={r / 'log' / 'munged.log'}"])
+        self._spawn(
+            "munged",
+            [
+                "munged",
+                "-F",
+                "--force",
+                f"--socket={r / 'munge.socket'}",
+                f"--key-file={r / 'munge.key'}",
+                f"--pid-file={r / 'munged.pid'}",
+                f"--seed-file={r / 'munged.seed'}",
+                f"--log-file={r / 'log' / 'munged.log'}",
+            ],
+        )
         self._wait(lambda: (r / "munge.socket").exists(), timeout, "munged did not create its socket")
         self._spawn("slurmctld", ["slurmctld", "-D", "-c", "-f", str(self.conf)])
-        self._wait(lambda: self.run("scontrol", "ping", check=False).returncode == 0, timeout,
-                   "slurmctld does not answer `scontrol ping`")
+        self._wait(
+            lambda: self.run("scontrol", "ping", check=False).returncode == 0,
+            timeout,
+            "slurmctld does not answer `scontrol ping`",
+        )
         self._spawn("slurmd", ["slurmd", "-D", "-N", self.node, "-f", str(self.conf)])
-        self._wait(lambda: self.run("sinfo", "-h", "-o", "%T", check=False).stdout.strip() == "idle", timeout,
-                   "the node did not become idle")
+        self._wait(
+            lambda: self.run("sinfo", "-h", "-o", "%T", check=False).stdout.strip() == "idle",
+            timeout,
+            "the node did not become idle",
+        )
 
     def stop(self) -> None:
         """Cancel what is left in the queue, wait for its processes to end, then stop the daemons."""
         self.stop_releasing()
-        if any(_alive(int(p.read_text()), self._procs.get(int(p.read_text())))
-               for p in self.root.glob("slurmctld.daemon")):
+        if any(
+            _alive(int(p.read_text()), self._procs.get(int(p.read_text()))) for p in self.root.glob("slurmctld.daemon")
+        ):
             self.run("scancel", "--full", "--user=root", check=False)
             deadline = time.time() + 45  # KillWait (30 s) and a margin
             while time.time() < deadline and self.jobs():
@@ -212,8 +229,13 @@ class SlurmCluster:
         def loop() -> None:
             while not self._stop_releasing.wait(every):
                 for job in self.jobs():
-                    if job["reason"] == "BeginTime" and self.run(
-                            "scontrol", "update", f"jobid={job['id']}", "StartTime=now", check=False).returncode == 0:
+                    if (
+                        job["reason"] == "BeginTime"
+                        and self.run(
+                            "scontrol", "update", f"jobid={job['id']}", "StartTime=now", check=False
+                        ).returncode
+                        == 0
+                    ):
                         self.released.append(job["id"])
 
         self._stop_releasing.clear()

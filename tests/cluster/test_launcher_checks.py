@@ -13,10 +13,23 @@ from densebench.errors import ConfigError
 from hydra_plugins.densebench_sweeper import slurm
 
 # hydra.launcher of configs/hydra/launcher/submitit_slurm.yaml with the CPU-node settings, resolved.
-PARAMS = {"submitit_folder": "/tmp/x/.submitit/%j", "name": "densebench", "timeout_min": 10, "nodes": 1,
-          "tasks_per_node": 1, "gpus_per_node": 1, "cpus_per_task": 1, "mem_gb": 1, "stderr_to_stdout": True,
-          "partition": None, "signal_delay_s": 30, "max_num_timeout": 3, "additional_parameters": {},
-          "array_parallelism": 4, "setup": None}
+PARAMS = {
+    "submitit_folder": "/tmp/x/.submitit/%j",
+    "name": "densebench",
+    "timeout_min": 10,
+    "nodes": 1,
+    "tasks_per_node": 1,
+    "gpus_per_node": 1,
+    "cpus_per_task": 1,
+    "mem_gb": 1,
+    "stderr_to_stdout": True,
+    "partition": None,
+    "signal_delay_s": 30,
+    "max_num_timeout": 3,
+    "additional_parameters": {},
+    "array_parallelism": 4,
+    "setup": None,
+}
 
 
 def stand_ins(tmp_path: Path, monkeypatch, **scripts: str) -> Path:
@@ -37,9 +50,15 @@ def test_without_slurm_commands_a_slurm_sweep_stops_with_one_line(monkeypatch, t
 
 
 def test_sbatch_test_only_sees_the_job_script_and_its_refusal_names_the_setting_to_change(monkeypatch, tmp_path):
-    bin_dir = stand_ins(tmp_path, monkeypatch, srun="exit 0", sbatch=(
-        'cp "$2" "$(dirname "$0")/script.sh"\n'
-        'echo "sbatch: error: Invalid generic resource (gres) specification" >&2; exit 1'))
+    bin_dir = stand_ins(
+        tmp_path,
+        monkeypatch,
+        srun="exit 0",
+        sbatch=(
+            'cp "$2" "$(dirname "$0")/script.sh"\n'
+            'echo "sbatch: error: Invalid generic resource (gres) specification" >&2; exit 1'
+        ),
+    )
     with pytest.raises(ConfigError) as info:
         slurm.preflight(PARAMS)
     message = str(info.value)
@@ -62,5 +81,6 @@ def test_a_failing_sacct_is_reported_once_and_not_polled_again(monkeypatch, tmp_
         slurm.quiet_sacct()
         slurm.quiet_sacct()
     assert [r.getMessage()[:66] for r in caplog.records] == [
-        "sacct fails on this cluster (Slurm accounting storage is disabled)"]
+        "sacct fails on this cluster (Slurm accounting storage is disabled)"
+    ]
     assert SlurmJob.watcher._make_command() is None

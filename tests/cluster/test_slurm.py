@@ -35,19 +35,30 @@ def cpu_node(**changes: object) -> list[str]:
 
 def slow(seconds: float) -> list[str]:
     """Each progress step of a job's first attempt sleeps `seconds` (tests/cluster/slow.py)."""
-    return ["+hydra.callbacks.slow._target_=tests.cluster.slow.SlowFirstAttempt",
-            f"+hydra.callbacks.slow.seconds={seconds}"]
+    return [
+        "+hydra.callbacks.slow._target_=tests.cluster.slow.SlowFirstAttempt",
+        f"+hydra.callbacks.slow.seconds={seconds}",
+    ]
 
 
 def env(cluster) -> dict[str, str]:
-    return {"SLURM_CONF": str(cluster.conf), "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    return {
+        "SLURM_CONF": str(cluster.conf),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+    }
 
 
 def launch(cluster, *args: str) -> subprocess.Popen:
     """`densebench ARGS` in the background, output (stdout and stderr) kept."""
-    return subprocess.Popen([sys.executable, "-m", "densebench", *args], cwd=REPO, env={**os.environ, **env(cluster)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "densebench", *args],
+        cwd=REPO,
+        env={**os.environ, **env(cluster)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
@@ -67,13 +78,15 @@ def metrics_of(root: Path, pattern: str = REFERENCE) -> dict:
     return record["test"]["metrics"]
 
 
-
-
 def job_dirs(out: Path) -> list[Path]:
     """submitit's folder per job (`<id>`, or `<array id>_<index>` in an array), oldest sweep first."""
     sweeps = sorted(out.glob("multirun/*/.submitit"))
-    return [d for s in sweeps for d in sorted(s.iterdir()) if re.fullmatch(r"\d+(_\d+)?", d.name)
-            and any(d.glob("*_submitted.pkl"))]  # an array's own folder holds only its sbatch script
+    return [
+        d
+        for s in sweeps
+        for d in sorted(s.iterdir())
+        if re.fullmatch(r"\d+(_\d+)?", d.name) and any(d.glob("*_submitted.pkl"))
+    ]  # an array's own folder holds only its sbatch script
 
 
 def job_logs(out: Path) -> str:
@@ -86,7 +99,9 @@ def grid(slurm, tmp_path_factory):
     root = tmp_path_factory.mktemp("grid")
     on_slurm = launch(slurm, "run", "-m", *GRID, *cpu_node(), f"output_dir={root / 'slurm'}")
     local = launch(slurm, "run", "-m", *GRID, f"output_dir={root / 'local'}")
-    return SimpleNamespace(slurm=root / "slurm", local=root / "local", output=finish(on_slurm), local_output=finish(local))
+    return SimpleNamespace(
+        slurm=root / "slurm", local=root / "local", output=finish(on_slurm), local_output=finish(local)
+    )
 
 
 def test_the_smoke_grid_runs_as_one_slurm_array_and_matches_the_same_cells_run_locally(grid):
@@ -97,8 +112,12 @@ def test_the_smoke_grid_runs_as_one_slurm_array_and_matches_the_same_cells_run_l
     for d in jobs:
         assert f"JobEnvironment(job_id={d.name}, " in job_logs(grid.slurm)
     cells = sorted(p.parent.relative_to(grid.slurm) for p in grid.slurm.glob("*/*/*/*/metrics.json"))
-    assert [f"{c.parent.name}/{c.name[:5]}" for c in cells] == ["frozen/seed0", "frozen/seed1", "full/seed0",
-                                                                 "full/seed1"]
+    assert [f"{c.parent.name}/{c.name[:5]}" for c in cells] == [
+        "frozen/seed0",
+        "frozen/seed1",
+        "full/seed0",
+        "full/seed1",
+    ]
     for cell in cells:
         assert metrics_of(grid.slurm, str(cell)) == metrics_of(grid.local, str(cell)), cell
 
@@ -124,8 +143,16 @@ def test_without_job_accounting_the_sacct_failure_is_reported_once(grid):
 def test_at_the_time_limit_a_job_checkpoints_requeues_and_resumes_to_the_uninterrupted_result(slurm, grid, tmp_path):
     # A 1-minute limit and a first attempt slowed to over a minute (11 steps of 5 s). SLURM checks limits
     # every 30 s and may signal up to 60 s early: with signal_delay_s=15 SIGUSR2 comes 15-45 s in.
-    done = run(slurm, "run", "-m", *CELL, *cpu_node(timeout_min=1, signal_delay_s=15), *slow(5),
-               f"output_dir={tmp_path}", timeout=240)
+    done = run(
+        slurm,
+        "run",
+        "-m",
+        *CELL,
+        *cpu_node(timeout_min=1, signal_delay_s=15),
+        *slow(5),
+        f"output_dir={tmp_path}",
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     logs = job_logs(tmp_path)
     (job,) = {d.name for d in job_dirs(tmp_path)}
@@ -153,7 +180,9 @@ def test_a_job_requeued_by_slurm_while_training_resumes_to_the_uninterrupted_res
 def test_a_failing_cell_leaves_the_array_running_and_a_rerun_submits_only_that_cell(slurm, tmp_path):
     args = ["run", "-m", *CELL, *cpu_node(), "train.loss=nope,dice", f"output_dir={tmp_path}"]
     first = run(slurm, *args)
-    assert first.returncode == 1 and "1 failed" in first.stdout + first.stderr, first.stderr[-3000:]  # the sweep says so
+    assert first.returncode == 1 and "1 failed" in first.stdout + first.stderr, first.stderr[
+        -3000:
+    ]  # the sweep says so
     assert len(job_dirs(tmp_path)) == 2
     status = run(slurm, "status", str(tmp_path))
     assert "done 1" in status.stdout and "failed 1" in status.stdout, status.stdout
@@ -181,11 +210,14 @@ def test_a_cell_with_two_tasks_per_node_trains_with_ddp_over_two_slurm_tasks(slu
         assert value == pytest.approx(reference[key], abs=0.02), key
 
 
-@pytest.mark.parametrize("setting, fix", [
-    ("gpus_per_node=1", "hydra.launcher.gpus_per_node=null on a CPU partition"),
-    ("partition=nope", "set hydra.launcher.partition"),
-    ("cpus_per_task=CPUS+1", "lower hydra.launcher.cpus_per_task"),  # SLURM would accept it and never run it
-])
+@pytest.mark.parametrize(
+    "setting, fix",
+    [
+        ("gpus_per_node=1", "hydra.launcher.gpus_per_node=null on a CPU partition"),
+        ("partition=nope", "set hydra.launcher.partition"),
+        ("cpus_per_task=CPUS+1", "lower hydra.launcher.cpus_per_task"),  # SLURM would accept it and never run it
+    ],
+)
 def test_settings_no_node_can_run_stop_the_sweep_with_one_line_before_submitting(slurm, tmp_path, setting, fix):
     key, value = setting.split("=")
     value = str(slurm.cpus + 1) if value == "CPUS+1" else value

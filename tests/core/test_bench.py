@@ -31,8 +31,12 @@ def test_paper_compare_runs_a_before_baseline_unless_a_cell_shares_one(monkeypat
     def fake(overrides):
         calls.append(overrides)
         native = "runtime.cpu_linear=native" in overrides
-        return {"images_per_s": 1.0 if native else 1.5, "peak_rss_mb": 1000.0, "gflop_per_image": 100.0,
-                "gflop_per_s": 100.0 if native else 150.0}
+        return {
+            "images_per_s": 1.0 if native else 1.5,
+            "peak_rss_mb": 1000.0,
+            "gflop_per_image": 100.0,
+            "gflop_per_s": 100.0 if native else 150.0,
+        }
 
     monkeypatch.setattr(bench_suite, "_epochs_in_subprocess", fake)
     monkeypatch.setattr(bench_suite, "gemm_gflops", lambda: {"default": 1.0})
@@ -47,10 +51,17 @@ def test_paper_compare_runs_a_before_baseline_unless_a_cell_shares_one(monkeypat
 
 
 def _row(ours_img_s: float, ours_rss: float, gflop: float = 100.0) -> dict:
-    return {"name": "cell", "paper": {"images_per_s": 1.0, "peak_rss_mb": 1000.0},
-            "target": {"speed": 1.5, "memory": 0.6},
-            "ours": {"images_per_s": ours_img_s, "peak_rss_mb": ours_rss, "gflop_per_image": gflop,
-                     "gflop_per_s": gflop * ours_img_s}}
+    return {
+        "name": "cell",
+        "paper": {"images_per_s": 1.0, "peak_rss_mb": 1000.0},
+        "target": {"speed": 1.5, "memory": 0.6},
+        "ours": {
+            "images_per_s": ours_img_s,
+            "peak_rss_mb": ours_rss,
+            "gflop_per_image": gflop,
+            "gflop_per_s": gflop * ours_img_s,
+        },
+    }
 
 
 def test_a_cell_meets_its_target_only_when_both_speed_and_memory_do():
@@ -73,8 +84,13 @@ def test_a_failed_cell_is_a_row_not_a_crash(monkeypatch, capsys):
 
 
 def test_step_bench_reports_consistent_rates_and_memory():
-    result = bench(["model.variant=tiny", "input_size=32", "train.batch_size=2", "device=cpu"], iters=2, warmup=1,
-                   eval_size=48, num_classes=2)
+    result = bench(
+        ["model.variant=tiny", "input_size=32", "train.batch_size=2", "device=cpu"],
+        iters=2,
+        warmup=1,
+        eval_size=48,
+        num_classes=2,
+    )
     train = result["train"]
     assert len(train["times"]) == 2 and train["images_per_s"] == pytest.approx(2 / train["s_per_iter"])
     assert train["peak_rss_mb"] > 0 and result["eval"]["s_per_image"] > 0
@@ -100,14 +116,17 @@ def test_memory_suite_covers_both_backbone_sizes_every_strategy_and_size(monkeyp
     def fake(flags, overrides):
         cfg = compose_cfg(overrides)  # every cell composes
         seen.append((cfg.model.name, cfg.adapter.name, cfg.input_size, cfg.adapter.get("grad_checkpointing")))
-        return {"train": {"peak_rss_mb": 123.0, "peak_cuda_mb": None, "s_per_iter": 1.0},
-                "params": {"trainable_total": 7}}
+        return {
+            "train": {"peak_rss_mb": 123.0, "peak_cuda_mb": None, "s_per_iter": 1.0},
+            "params": {"trainable_total": 7},
+        }
 
     monkeypatch.setattr(bench_suite, "_in_subprocess", fake)
     monkeypatch.setattr(bench_suite, "gemm_gflops", lambda: {"default": 1.0})
     result = bench_suite.memory_table([])
-    assert {(m, a, s) for m, a, s, _ in seen} >= {(m, a, s) for m in ("uni", "gigapath")
-                                                    for a in ("frozen", "lora", "full") for s in (224, 512, 1024)}
+    assert {(m, a, s) for m, a, s, _ in seen} >= {
+        (m, a, s) for m in ("uni", "gigapath") for a in ("frozen", "lora", "full") for s in (224, 512, 1024)
+    }
     assert ("uni", "lora", 1024, False) in seen and ("uni", "lora", 1024, "auto") in seen
     bench_suite.print_memory(result)
     assert "1024²" in capsys.readouterr().out

@@ -16,9 +16,11 @@ def test_run_epochs_times_each_epochs_training_and_validation_and_reports_the_me
 
 
 def test_extrapolation_uses_uncached_epochs_then_cached_ones():
-    rows = {"uncached": {"train_s": [10, 10], "val_s": [6, 6]},
-            "val reuse": {"train_s": [10, 10], "val_s": [7, 1]},
-            "val reuse + views": {"train_s": [11, 2], "val_s": [7, 1]}}
+    rows = {
+        "uncached": {"train_s": [10, 10], "val_s": [6, 6]},
+        "val reuse": {"train_s": [10, 10], "val_s": [7, 1]},
+        "val reuse + views": {"train_s": [11, 2], "val_s": [7, 1]},
+    }
     whole = extrapolate(rows, epochs=150, views=4)
     assert whole["uncached"] == 150 * 16
     assert whole["val reuse"] == 150 * 10 + 7 + 149 * 1

@@ -18,7 +18,9 @@ def write_pairs(tmp_path, n=4, classes=3, palette=False):
     for i in range(n):
         gt = rng.integers(0, classes, (30, 40)).astype(np.uint8)
         gt[:3] = 255
-        pred = np.where(rng.random(gt.shape) < 0.7, np.where(gt == 255, 0, gt), rng.integers(0, classes, gt.shape)).astype(np.uint8)
+        pred = np.where(
+            rng.random(gt.shape) < 0.7, np.where(gt == 255, 0, gt), rng.integers(0, classes, gt.shape)
+        ).astype(np.uint8)
         for folder, arr in (("gt", gt), ("pred", pred)):
             (tmp_path / folder).mkdir(exist_ok=True)
             img = Image.fromarray(arr, mode="L")
@@ -41,14 +43,30 @@ def run_cli(*args):
 def test_evaluate_matches_an_independent_computation(tmp_path, palette):
     gt, pred = write_pairs(tmp_path, palette=palette)
     out = tmp_path / "result.json"
-    assert run_cli("--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--num-classes", "3",
-                   "--n-bootstrap", "100", "--out", str(out)) == 0
+    assert (
+        run_cli(
+            "--pred",
+            str(tmp_path / "pred"),
+            "--gt",
+            str(tmp_path / "gt"),
+            "--num-classes",
+            "3",
+            "--n-bootstrap",
+            "100",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     ref = reference_metrics(gt.reshape(-1), pred.reshape(-1), 3)
     for key, value in ref.items():
         assert result["metrics"][key] == pytest.approx(value, abs=1e-9)
     assert result["n_images"] == 4 and set(result["per_class"]) == {"class_0", "class_1", "class_2"}
-    assert result["bootstrap"]["metrics"]["Mean_Dice"]["ci_lower"] <= result["bootstrap"]["metrics"]["Mean_Dice"]["ci_upper"]
+    assert (
+        result["bootstrap"]["metrics"]["Mean_Dice"]["ci_lower"]
+        <= result["bootstrap"]["metrics"]["Mean_Dice"]["ci_upper"]
+    )
 
 
 def test_evaluate_refuses_ground_truth_without_a_prediction(tmp_path, capsys):

@@ -101,6 +101,7 @@ def test_runtime_options_are_not_part_of_the_run_identity():
 
     from densebench.runs.rundir import run_dir
 
-    cfg = OmegaConf.create({"output_dir": "o", "seed": 0, "dataset": {"name": "d"}, "model": {"name": "m"},
-                            "adapter": {"name": "a"}})
+    cfg = OmegaConf.create(
+        {"output_dir": "o", "seed": 0, "dataset": {"name": "d"}, "model": {"name": "m"}, "adapter": {"name": "a"}}
+    )
     assert run_dir(cfg, ["runtime.cpu_linear=native", "runtime.channels_last=false"]).as_posix() == "o/d/m/a/seed0"

@@ -32,9 +32,14 @@ def reference_metrics(gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore
             f1s.append(2 * p * r / (p + r))
         fw += (np.sum(gt == c) / gt.size) * (tp / (tp + fp + fn) if tp + fp + fn else 0)
     return {
-        "mIoU": np.mean(ious), "Pixel_Accuracy": np.mean(gt == pred), "Mean_Accuracy": np.mean(recalls),
-        "Frequency_Weighted_IoU": fw, "Mean_Dice": np.mean(dices), "Mean_Precision": np.mean(precisions),
-        "Mean_Recall": np.mean(recalls), "Mean_F1": np.mean(f1s),
+        "mIoU": np.mean(ious),
+        "Pixel_Accuracy": np.mean(gt == pred),
+        "Mean_Accuracy": np.mean(recalls),
+        "Frequency_Weighted_IoU": fw,
+        "Mean_Dice": np.mean(dices),
+        "Mean_Precision": np.mean(precisions),
+        "Mean_Recall": np.mean(recalls),
+        "Mean_F1": np.mean(f1s),
     }
 
 

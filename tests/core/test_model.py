@@ -14,13 +14,26 @@ from tests.conftest import REPO
 
 
 def vit_cfg(patch: int, prefix_regs: int = 0, dim: int = 32):
-    return OmegaConf.create({
-        "name": f"test_vit_p{patch}", "family": "timm_vit", "variant": "full", "pretrained": False, "weights": None,
-        "layers": None,
-        "arch": {"img_size": 64, "patch_size": patch, "embed_dim": dim, "depth": 2, "num_heads": 2,
-                 "reg_tokens": prefix_regs},
-        "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
-    })
+    return OmegaConf.create(
+        {
+            "name": f"test_vit_p{patch}",
+            "family": "timm_vit",
+            "variant": "full",
+            "pretrained": False,
+            "weights": None,
+            "layers": None,
+            "arch": {
+                "img_size": 64,
+                "patch_size": patch,
+                "embed_dim": dim,
+                "depth": 2,
+                "num_heads": 2,
+                "reg_tokens": prefix_regs,
+            },
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.5, 0.5, 0.5],
+        }
+    )
 
 
 @pytest.mark.parametrize("patch", [8, 14, 16])

@@ -44,8 +44,15 @@ def test_meta_device_flops_equal_a_real_training_step():
 
 def test_reuse_saves_the_backbone_forward_of_every_validation_after_the_first_and_views_after_k_epochs():
     cfg = compose([*TINY, "train.epochs=10", "train.val_every=2"])  # validations after epochs 2,4,...,10
-    costs = ModelCosts(train_flops=30.0, eval_flops=10.0, backbone_flops=8.0, reusable=True,
-                       weights_bytes=0, trainable_bytes=0, activation_bytes=0)
+    costs = ModelCosts(
+        train_flops=30.0,
+        eval_flops=10.0,
+        backbone_flops=8.0,
+        reusable=True,
+        weights_bytes=0,
+        trainable_bytes=0,
+        activation_bytes=0,
+    )
     images, windows = {"train": 5, "val": 3, "test": 4}, {"val": 6, "test": 7}
     configured, plain, views = cell_compute(cfg, costs, images, windows, views=4)
     assert validations(10, 2) == 5
@@ -56,8 +63,9 @@ def test_reuse_saves_the_backbone_forward_of_every_validation_after_the_first_an
 
 
 def test_cli_prints_json_with_cells_and_totals(tmp_path):
-    proc = densebench("plan", *GRID, "train.epochs=3", f"output_dir={tmp_path}", "--device-tflops", "0.05",
-                      "--views", "2", "--json")
+    proc = densebench(
+        "plan", *GRID, "train.epochs=3", f"output_dir={tmp_path}", "--device-tflops", "0.05", "--views", "2", "--json"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert out["totals"]["cells"] == 4 and out["totals"]["pending"] == 4 and out["totals"]["unknown"] == 0
@@ -69,8 +77,11 @@ def test_cli_prints_json_with_cells_and_totals(tmp_path):
 
 
 def test_a_cell_without_its_data_is_named_and_left_out_of_the_totals(tmp_path):
-    cells = plan(["dataset=glas", f"dataset.root={tmp_path / 'nope'}", "model=demo_vit", f"output_dir={tmp_path}"],
-                 rate=1e9, views=None)
+    cells = plan(
+        ["dataset=glas", f"dataset.root={tmp_path / 'nope'}", "model=demo_vit", f"output_dir={tmp_path}"],
+        rate=1e9,
+        views=None,
+    )
     assert cells[0].tflop is None and "data not found" in cells[0].note
 
 

@@ -32,9 +32,21 @@ def metrics_files(root):
 def demo_run(tmp_path_factory):
     """The demo configuration, smaller: default model (demo_vit), adapter, dataset and train preset."""
     out = tmp_path_factory.mktemp("demo")
-    proc = densebench("run", f"output_dir={out}", "dataset.n_train=16", "dataset.n_val=4", "dataset.n_test=6",
-                      "dataset.min_size=64", "dataset.max_size=96", "dataset.min_side=64", "train.epochs=6",
-                      "train.batch_size=4", "eval.bootstrap.n=200", "progress=plain", timeout=600)
+    proc = densebench(
+        "run",
+        f"output_dir={out}",
+        "dataset.n_train=16",
+        "dataset.n_val=4",
+        "dataset.n_test=6",
+        "dataset.min_size=64",
+        "dataset.max_size=96",
+        "dataset.min_side=64",
+        "train.epochs=6",
+        "train.batch_size=4",
+        "eval.bootstrap.n=200",
+        "progress=plain",
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (path,) = metrics_files(out)
     return proc, json.loads(path.read_text()), path.parent
@@ -79,8 +91,9 @@ def test_run_directory_follows_from_identity_and_other_overrides(tmp_path):
 
     from densebench.runs.rundir import run_dir
 
-    cfg = OmegaConf.create({"output_dir": "out", "seed": 1, "dataset": {"name": "d"}, "model": {"name": "m"},
-                            "adapter": {"name": "a"}})
+    cfg = OmegaConf.create(
+        {"output_dir": "out", "seed": 1, "dataset": {"name": "d"}, "model": {"name": "m"}, "adapter": {"name": "a"}}
+    )
     assert run_dir(cfg, ["model=m", "seed=1"]).as_posix() == "out/d/m/a/seed1"
     a = run_dir(cfg, ["train.epochs=5", "train.lr=0.1"])
     assert a == run_dir(cfg, ["train.lr=0.1", "train.epochs=5"]) != run_dir(cfg, ["train.epochs=6", "train.lr=0.1"])
@@ -124,8 +137,12 @@ def test_a_killed_run_resumes_and_ends_with_the_uninterrupted_result(tmp_path):
     assert reference.returncode == 0, reference.stderr[-2000:]
     out = tmp_path / "killed"
     env = {"PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "densebench", *args, f"output_dir={out}"], env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "densebench", *args, f"output_dir={out}"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not any(p.read_text().strip() for p in out.rglob("log.jsonl")):  # epoch 1 done
         time.sleep(0.05)
@@ -141,18 +158,24 @@ def test_a_killed_run_resumes_and_ends_with_the_uninterrupted_result(tmp_path):
     assert len(log.read_text().splitlines()) == 3
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("model=nope", "unknown model 'nope'; known: "),
-    ("model=unii", "unknown model 'unii'; did you mean model=uni? known: "),
-    ("trian.epochs=1", "unknown key 'trian.epochs' in 'trian.epochs=1'; did you mean train.epochs? (train.epochs=1)"),
-    ("+trian.epochs=1", "did you mean train.epochs?"),
-    ("modle=uni", "unknown key 'modle' in 'modle=uni'; did you mean model? (model=uni)"),
-    ("zzz_unrelated=1", "to add a new key on purpose write +zzz_unrelated=1"),
-    ("dataset=nope", "unknown dataset 'nope'"),
-    ("adapter=nope", "unknown adapter 'nope'"),
-    ("input_size=100", "input_size=100 is not a multiple of demo_vit's patch size 8; use 96 or 104"),
-    ("train.epochs=0", "train.epochs=0 is not valid: must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("model=nope", "unknown model 'nope'; known: "),
+        ("model=unii", "unknown model 'unii'; did you mean model=uni? known: "),
+        (
+            "trian.epochs=1",
+            "unknown key 'trian.epochs' in 'trian.epochs=1'; did you mean train.epochs? (train.epochs=1)",
+        ),
+        ("+trian.epochs=1", "did you mean train.epochs?"),
+        ("modle=uni", "unknown key 'modle' in 'modle=uni'; did you mean model? (model=uni)"),
+        ("zzz_unrelated=1", "to add a new key on purpose write +zzz_unrelated=1"),
+        ("dataset=nope", "unknown dataset 'nope'"),
+        ("adapter=nope", "unknown adapter 'nope'"),
+        ("input_size=100", "input_size=100 is not a multiple of demo_vit's patch size 8; use 96 or 104"),
+        ("train.epochs=0", "train.epochs=0 is not valid: must be an integer >= 1"),
+    ],
+)
 def test_bad_overrides_end_with_one_clear_line(tmp_path, override, expected, capsys):
     from densebench.cli import main
 
@@ -167,8 +190,15 @@ def test_a_failed_single_run_records_its_error_for_status(tmp_path, capsys):
     from densebench.cli import main
 
     with pytest.raises(SystemExit):
-        main(["run", f"output_dir={tmp_path}", "model.pretrained=true", f"model.weights={tmp_path}/nope.pt",
-              *[o for o in FAST if not o.startswith("model.variant")]])
+        main(
+            [
+                "run",
+                f"output_dir={tmp_path}",
+                "model.pretrained=true",
+                f"model.weights={tmp_path}/nope.pt",
+                *[o for o in FAST if not o.startswith("model.variant")],
+            ]
+        )
     (error,) = tmp_path.rglob("error.json")
     assert json.loads(error.read_text())["type"] == "WeightsError"
 
@@ -177,8 +207,15 @@ def test_missing_weights_file_names_the_option(tmp_path, capsys):
     from densebench.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["run", f"output_dir={tmp_path}", "model.pretrained=true", f"model.weights={tmp_path}/nope.pt",
-              *[o for o in FAST if not o.startswith("model.variant")]])
+        main(
+            [
+                "run",
+                f"output_dir={tmp_path}",
+                "model.pretrained=true",
+                f"model.weights={tmp_path}/nope.pt",
+                *[o for o in FAST if not o.startswith("model.variant")],
+            ]
+        )
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "model.weights" in err and "Traceback" not in err
 
@@ -201,13 +238,27 @@ def test_bad_data_found_in_a_loader_worker_is_still_one_line(tmp_path):
     from PIL import Image
 
     for i in range(10):
-        for sub, array in (("images", np.full((48, 48, 3), 90, np.uint8)), ("masks", np.full((48, 48), i % 2, np.uint8))):
+        for sub, array in (
+            ("images", np.full((48, 48, 3), 90, np.uint8)),
+            ("masks", np.full((48, 48), i % 2, np.uint8)),
+        ):
             (tmp_path / "d" / sub).mkdir(parents=True, exist_ok=True)
             Image.fromarray(array).save(tmp_path / "d" / sub / f"t{i}.png")
     Image.fromarray(np.full((48, 48), 7, np.uint8)).save(tmp_path / "d" / "masks" / "t3.png")  # class 7 of 2
-    proc = densebench("run", f"output_dir={tmp_path / 'out'}", "model.variant=tiny", "train.epochs=1",
-                      "train.batch_size=4", "progress=none", "dataset=folder", f"dataset.root={tmp_path / 'd'}",
-                      "dataset.min_side=48", "dataset.split=paper", "train.num_workers=2", "cache_dir=null")
+    proc = densebench(
+        "run",
+        f"output_dir={tmp_path / 'out'}",
+        "model.variant=tiny",
+        "train.epochs=1",
+        "train.batch_size=4",
+        "progress=none",
+        "dataset=folder",
+        f"dataset.root={tmp_path / 'd'}",
+        "dataset.min_side=48",
+        "dataset.split=paper",
+        "train.num_workers=2",
+        "cache_dir=null",
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert lines[0].startswith("error: ") and "t3.png: label values [7] are outside classes 0..1" in lines[0]
@@ -216,7 +267,9 @@ def test_bad_data_found_in_a_loader_worker_is_still_one_line(tmp_path):
 def test_a_worker_traceback_is_reduced_to_its_message():
     from densebench.errors import DataError, one_line
 
-    wrapped = DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-                        '  File "x.py", line 1, in f\ndensebench.errors.DataError: a.png: bad label: 7\n')
+    wrapped = DataError(
+        "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\ndensebench.errors.DataError: a.png: bad label: 7\n'
+    )
     assert one_line(wrapped) == "a.png: bad label: 7"
     assert one_line(DataError("plain: message")) == "plain: message"

@@ -13,8 +13,10 @@ from densebench.errors import ConfigError, DataError
 
 
 def samples(n=20, tagged=True):
-    return [Sample(key=f"s{i:02d}", split=("test" if i % 4 == 0 else "train") if tagged else None,
-                   group=f"p{i // 2}") for i in range(n)]
+    return [
+        Sample(key=f"s{i:02d}", split=("test" if i % 4 == 0 else "train") if tagged else None, group=f"p{i // 2}")
+        for i in range(n)
+    ]
 
 
 def cfg(**kw):
@@ -38,7 +40,11 @@ def test_paper_split_uses_int_70_20_rest_and_is_seeded():
 def test_grouped_split_never_puts_one_patient_in_two_splits():
     out = make_splits(samples(tagged=False), cfg(split="grouped"), seed=3)
     groups = {k: {s.group for s in v} for k, v in out.items()}
-    assert not groups["train"] & groups["val"] and not groups["train"] & groups["test"] and not groups["val"] & groups["test"]
+    assert (
+        not groups["train"] & groups["val"]
+        and not groups["train"] & groups["test"]
+        and not groups["val"] & groups["test"]
+    )
 
 
 def test_official_split_on_a_release_without_one_names_the_alternatives():

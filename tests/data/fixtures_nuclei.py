@@ -101,8 +101,13 @@ def make_consep(root: Path) -> dict[str, Expected]:
             t = draw(offset + j, n=5, n_types=7)
             base = root / "CoNSeP" / split.capitalize()
             _png(base / "Images" / f"{name}.png", _rgba(t.image))  # CoNSeP PNGs carry an alpha channel
-            _mat(base / "Labels" / f"{name}.mat", inst_map=t.instances.astype(np.float64), type_map=t.type_map().astype(np.float64),
-                 inst_type=t.types.reshape(-1, 1).astype(np.float64), inst_centroid=np.zeros((len(t.types), 2)))
+            _mat(
+                base / "Labels" / f"{name}.mat",
+                inst_map=t.instances.astype(np.float64),
+                type_map=t.type_map().astype(np.float64),
+                inst_type=t.types.reshape(-1, 1).astype(np.float64),
+                inst_centroid=np.zeros((len(t.types), 2)),
+            )
             _png(base / "Overlay" / f"{name}.png", t.image)
             out[name] = Expected(split, None, t.image, t.type_map().astype(np.uint8), t.instances)
     (root / "CoNSeP" / "README.txt").write_text("CoNSeP\n")
@@ -125,8 +130,11 @@ def make_cpm17(root: Path) -> dict[str, Expected]:
 
 def make_kumar_hovernet(root: Path) -> dict[str, Expected]:
     out = {}
-    names = {"train": ["TCGA-A7-A13E-01Z-00-DX1", "TCGA-B0-5711-01Z-00-DX1"], "test_same": ["TCGA-B0-5710-01Z-00-DX1"],
-             "test_diff": ["TCGA-DK-A2I6-01A-01-TS1"]}
+    names = {
+        "train": ["TCGA-A7-A13E-01Z-00-DX1", "TCGA-B0-5711-01Z-00-DX1"],
+        "test_same": ["TCGA-B0-5710-01Z-00-DX1"],
+        "test_diff": ["TCGA-DK-A2I6-01A-01-TS1"],
+    }
     for folder, stems in names.items():
         for j, stem in enumerate(stems):
             t = draw(200 + j + len(folder))
@@ -167,12 +175,20 @@ def make_lizard(root: Path) -> dict[str, Expected]:
         _png(root / folder / f"{name}.png", t.image)
         order = np.random.default_rng(j).permutation(len(t.types))  # id/class order need not follow the ids
         ids = (order + 1).reshape(-1, 1)
-        _mat(root / "lizard_labels/Lizard_Labels/Labels" / f"{name}.mat", inst_map=t.instances.astype(np.float64),
-             id=ids, **{"class": t.types[order].reshape(-1, 1)}, bbox=np.zeros((len(ids), 4)), centroid=np.zeros((len(ids), 2)))
+        _mat(
+            root / "lizard_labels/Lizard_Labels/Labels" / f"{name}.mat",
+            inst_map=t.instances.astype(np.float64),
+            id=ids,
+            **{"class": t.types[order].reshape(-1, 1)},
+            bbox=np.zeros((len(ids), 4)),
+            centroid=np.zeros((len(ids), 2)),
+        )
         _png(root / "overlay" / f"{name}.png", t.image)
         fold = j % 3 + 1
         rows.append({"Filename": name, "Source": name.split("_")[0], "Split": fold})
-        out[name] = Expected({1: "train", 2: "val", 3: "test"}[fold], None, t.image, t.type_map().astype(np.uint8), t.instances)
+        out[name] = Expected(
+            {1: "train", 2: "val", 3: "test"}[fold], None, t.image, t.type_map().astype(np.uint8), t.instances
+        )
     with open(root / "lizard_labels/Lizard_Labels/info.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, ["Filename", "Source", "Split"])
         writer.writeheader()
@@ -189,8 +205,10 @@ def aperio_xml(boxes: list[tuple[float, float, float, float]]) -> str:
     for i, (x0, y0, x1, y1) in enumerate(boxes, start=1):
         verts = "".join(f'<Vertex X="{x}" Y="{y}" Z="0" />' for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
         regions.append(f'<Region Id="{i}" Type="0" Zoom="1"><Attributes/><Vertices>{verts}</Vertices></Region>')
-    return ('<?xml version="1.0"?><Annotations MicronsPerPixel="0.252000"><Annotation Id="1">'
-            f'<Regions>{"".join(regions)}</Regions></Annotation></Annotations>')
+    return (
+        '<?xml version="1.0"?><Annotations MicronsPerPixel="0.252000"><Annotation Id="1">'
+        f"<Regions>{''.join(regions)}</Regions></Annotation></Annotations>"
+    )
 
 
 def _xml_truth(t: Truth) -> tuple[list, np.ndarray]:
@@ -211,8 +229,10 @@ def _xml_truth(t: Truth) -> tuple[list, np.ndarray]:
 def make_kumar_monuseg(root: Path) -> dict[str, Expected]:
     out = {}
     layout = {"MoNuSeg 2018 Training Data": ("train", "tiff_lzw"), "MoNuSegTestData": ("test", "packbits")}
-    stems = {"train": ["TCGA-A7-A13E-01Z-00-DX1", "TCGA-B0-5711-01Z-00-DX1", "TCGA-HE-7128-01Z-00-DX1"],
-             "test": ["TCGA-2Z-A9J9-01A-01-TS1"]}
+    stems = {
+        "train": ["TCGA-A7-A13E-01Z-00-DX1", "TCGA-B0-5711-01Z-00-DX1", "TCGA-HE-7128-01Z-00-DX1"],
+        "test": ["TCGA-2Z-A9J9-01A-01-TS1"],
+    }
     for folder, (split, compression) in layout.items():
         for j, stem in enumerate(stems[split]):
             t = draw(500 + j + 7 * (split == "test"))
@@ -312,7 +332,9 @@ def make_nucls(root: Path) -> dict[str, Expected]:
     for fold, test in ((1, NUCLS_FOLD1_TEST), (2, {NUCLS_SLIDES[0]})):
         for part in ("train", "test"):
             chosen = [s for s in NUCLS_SLIDES if (s in test) == (part == "test")]
-            lines = [",slide_name,hospital,type,fold"] + [f"{i},{s},{s[5:7]},{part},{fold}" for i, s in enumerate(chosen)]
+            lines = [",slide_name,hospital,type,fold"] + [
+                f"{i},{s},{s[5:7]},{part},{fold}" for i, s in enumerate(chosen)
+            ]
             (splits / f"fold_{fold}_{part}.csv").write_text("\n".join(lines) + "\n")
     return out
 
@@ -337,8 +359,9 @@ def make_pannuke(root: Path, size: int = 64) -> dict[str, Expected]:
             for c in range(5):
                 masks[i, ..., c] = np.where(t.type_map() == c + 1, ids, 0)
             masks[i, ..., 5] = (t.instances == 0).astype(np.float64)
-            out[f"fold{fold}_{i:05d}"] = Expected({1: "train", 2: "val", 3: "test"}[fold], None, t.image,
-                                                  t.type_map().astype(np.uint8), t.instances)
+            out[f"fold{fold}_{i:05d}"] = Expected(
+                {1: "train", 2: "val", 3: "test"}[fold], None, t.image, t.type_map().astype(np.uint8), t.instances
+            )
         img_dir = root / f"Fold {fold}" / "images" / f"fold{fold}"
         mask_dir = root / f"Fold {fold}" / "masks" / f"fold{fold}"
         img_dir.mkdir(parents=True)
@@ -365,7 +388,9 @@ def make_conic(root: Path, size: int = 64) -> dict[str, Expected]:
     np.save(base / "images.npy", images)
     np.save(base / "labels.npy", labels)
     (base / "patch_info.csv").write_text("patch_info\n" + "\n".join(names) + "\n")
-    (base / "counts.csv").write_text("neutrophil,epithelial,lymphocyte,plasma,eosinophil,connective\n" + "0,1,0,0,0,0\n" * n)
+    (base / "counts.csv").write_text(
+        "neutrophil,epithelial,lymphocyte,plasma,eosinophil,connective\n" + "0,1,0,0,0,0\n" * n
+    )
     return out
 
 

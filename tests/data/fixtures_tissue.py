@@ -18,8 +18,13 @@ from tests.data.fixtures_nuclei import Expected
 H, W = 36, 44
 
 
-def expect(image: np.ndarray, mask: np.ndarray, instances: np.ndarray | None = None,
-           split: str | None = None, group: str | None = None) -> Expected:
+def expect(
+    image: np.ndarray,
+    mask: np.ndarray,
+    instances: np.ndarray | None = None,
+    split: str | None = None,
+    group: str | None = None,
+) -> Expected:
     return Expected(split=split, group=group, image=image, mask=mask, instances=instances)
 
 
@@ -72,7 +77,9 @@ def make_glas(root: Path) -> dict[str, Expected]:
         save(base / f"{name}.bmp", image)
         save(base / f"{name}_anno.bmp", inst.astype(np.uint8))
         rows.append(f"{name},{patients[name]}, benign, adenomatous")
-        out[name] = expect(image, (inst > 0).astype(np.uint8), inst, "train" if name.startswith("train") else "test", patients[name])
+        out[name] = expect(
+            image, (inst > 0).astype(np.uint8), inst, "train" if name.startswith("train") else "test", patients[name]
+        )
     (base / "Grade.csv").write_text("\n".join(rows) + "\n")
     litter(root, "train_1.bmp")
     return out
@@ -112,10 +119,30 @@ def make_rings(root: Path) -> dict[str, Expected]:
 
 
 # ---- tissue --------------------------------------------------------------------------------------
-BCSS_CODES = ["outside_roi", "tumor", "stroma", "lymphocytic_infiltrate", "necrosis_or_debris", "glandular_secretions",
-              "blood", "exclude", "metaplasia_NOS", "fat", "plasma_cells", "other_immune_infiltrate", "mucoid_material",
-              "normal_acinus_or_duct", "lymphatics", "undetermined", "nerve", "skin_adnexa", "blood_vessel",
-              "angioinvasion", "dcis", "other"]
+BCSS_CODES = [
+    "outside_roi",
+    "tumor",
+    "stroma",
+    "lymphocytic_infiltrate",
+    "necrosis_or_debris",
+    "glandular_secretions",
+    "blood",
+    "exclude",
+    "metaplasia_NOS",
+    "fat",
+    "plasma_cells",
+    "other_immune_infiltrate",
+    "mucoid_material",
+    "normal_acinus_or_duct",
+    "lymphatics",
+    "undetermined",
+    "nerve",
+    "skin_adnexa",
+    "blood_vessel",
+    "angioinvasion",
+    "dcis",
+    "other",
+]
 
 
 def bcss_tsv(path: Path, codes: list[str] = BCSS_CODES) -> None:
@@ -144,7 +171,9 @@ def make_cosas24(root: Path) -> dict[str, Expected]:
     """COSAS24 training set: task/domain/{image,mask}; masks 0/1 (task1) and 3-channel 0/255 (task2)."""
     base = root / "COSAS24-TrainingSet"
     out = {}
-    for i, (task, domain) in enumerate([("task1", "colorectum")] * 3 + [("task1", "stomach")] + [("task2", "kfbio-400")] * 3):
+    for i, (task, domain) in enumerate(
+        [("task1", "colorectum")] * 3 + [("task1", "stomach")] + [("task2", "kfbio-400")] * 3
+    ):
         name = f"{i:02d}ab{i:02d}cd{i:02d}ef"
         image, fg = rgb(400 + i), blobs(400 + i, 2) > 0
         save(base / task / domain / "image" / f"{name}.png", image)
@@ -203,7 +232,9 @@ def make_wsss4luad(root: Path) -> dict[str, Expected]:
             colours = np.asarray(palette)[idx]
             cls = {(0, 64, 128): 1, (64, 128, 0): 2, (243, 152, 0): 3, (255, 255, 255): 255}
             mask = np.vectorize(lambda r, g, b: cls[(r, g, b)], otypes=[np.uint8])(*np.moveaxis(colours, 2, 0))
-            save_palette(base / "background-mask" / f"{k:02d}.png", (mask == 255).astype(np.uint8), [(0, 0, 0), (255, 255, 255)])
+            save_palette(
+                base / "background-mask" / f"{k:02d}.png", (mask == 255).astype(np.uint8), [(0, 0, 0), (255, 255, 255)]
+            )
             out[f"{part}_{k:02d}"] = expect(image, mask, None, "val" if part == "validation" else "test")
     save(root / "1.training" / "436219-7159-48057-[1, 0, 0].png", rgb(699))
     litter(root, "00.png")
@@ -282,8 +313,15 @@ def make_json_list(root: Path) -> tuple[Path, dict[str, Expected]]:
 
 
 MAKERS = {
-    "glas": make_glas, "crag": make_crag, "rings": make_rings, "bcss": make_bcss, "cosas24": make_cosas24,
-    "ebhi": make_ebhi, "wsss4luad": make_wsss4luad, "janowczyk": make_janowczyk, "cocahis": make_cocahis,
+    "glas": make_glas,
+    "crag": make_crag,
+    "rings": make_rings,
+    "bcss": make_bcss,
+    "cosas24": make_cosas24,
+    "ebhi": make_ebhi,
+    "wsss4luad": make_wsss4luad,
+    "janowczyk": make_janowczyk,
+    "cocahis": make_cocahis,
     "folder": make_folder,
 }
 

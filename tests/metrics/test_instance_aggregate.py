@@ -35,8 +35,8 @@ def block_of(*pairs, n=200, seed=0):
 
 def test_binary_pq_is_a_per_image_mean_and_pq_a_pooled_ratio():
     m = block_of(PERFECT, ALL_MISSED)["metrics"]
-    assert m["bPQ"] == pytest.approx((1.0 + 0.0) / 2)              # PanNuke / CoNIC bPQ
-    assert m["PQ"] == pytest.approx(1 / (1 + 0.5 * 0 + 0.5 * 3))   # TP 1, FN 3 over the set
+    assert m["bPQ"] == pytest.approx((1.0 + 0.0) / 2)  # PanNuke / CoNIC bPQ
+    assert m["PQ"] == pytest.approx(1 / (1 + 0.5 * 0 + 0.5 * 3))  # TP 1, FN 3 over the set
 
 
 def test_an_image_without_ground_truth_objects_counts_only_in_pooled_metrics():
@@ -89,8 +89,15 @@ def test_bootstrap_resamples_images_with_the_semantic_draws():
 def test_the_block_counts_objects_and_explains_every_metric():
     b = block_of(PERFECT, ALL_MISSED, ONLY_FALSE_POSITIVES)
     assert b["n_images"] == 3 and b["objects"] == ["a", "b"]
-    assert b["counts"] == {"gt_objects": 4, "pred_objects": 3, "TP": 1, "FP": 2, "FN": 3,
-                           "images_with_gt_objects": 2, "hausdorff_undefined_objects": 5}
+    assert b["counts"] == {
+        "gt_objects": 4,
+        "pred_objects": 3,
+        "TP": 1,
+        "FP": 2,
+        "FN": 3,
+        "images_with_gt_objects": 2,
+        "hausdorff_undefined_objects": 5,
+    }
     assert set(b["metrics"]) <= set(b["definitions"]) and set(b["metrics"]) == set(b["bootstrap"]["metrics"])
 
 

@@ -33,8 +33,23 @@ def test_png_ground_truth_and_npy_predictions_score_like_the_api(tmp_path):
     Image.fromarray(gt.astype(np.uint16)).save(gt_dir / "tile1.png")  # 16-bit ids
     np.save(pred_dir / "tile1.npy", pred)
     out, per_image = tmp_path / "r.json", tmp_path / "per_image.csv"
-    assert run_cli("--gt", str(gt_dir), "--pred", str(pred_dir), "--detection-radius", "3", "--n-bootstrap", "20",
-                   "--out", str(out), "--per-image", str(per_image)) == 0
+    assert (
+        run_cli(
+            "--gt",
+            str(gt_dir),
+            "--pred",
+            str(pred_dir),
+            "--detection-radius",
+            "3",
+            "--n-bootstrap",
+            "20",
+            "--out",
+            str(out),
+            "--per-image",
+            str(per_image),
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     expected = metrics_of(gt, pred, radius=3)
     for key in ("PQ", "AJI", "AJI+", "Dice_obj", "F1_det"):
@@ -51,10 +66,26 @@ def test_hovernet_mat_files_with_types_give_per_class_scores(tmp_path):
     savemat(gt_dir / "img.mat", {"inst_map": gt, "type_map": gt_types})
     # HoVer-Net output: per-instance types aligned with inst_uid
     uids = np.array([7, 3, 9, 4, 1])
-    savemat(pred_dir / "img.mat", {"inst_map": pred, "inst_uid": uids[:, None], "inst_type": np.array([[1], [1], [2], [2], [1]])})
+    savemat(
+        pred_dir / "img.mat",
+        {"inst_map": pred, "inst_uid": uids[:, None], "inst_type": np.array([[1], [1], [2], [2], [1]])},
+    )
     out = tmp_path / "r.json"
-    assert run_cli("--gt", str(gt_dir), "--pred", str(pred_dir), "--class-names", "background,tumour,other",
-                   "--n-bootstrap", "20", "--out", str(out)) == 0
+    assert (
+        run_cli(
+            "--gt",
+            str(gt_dir),
+            "--pred",
+            str(pred_dir),
+            "--class-names",
+            "background,tumour,other",
+            "--n-bootstrap",
+            "20",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     per_class = json.loads(out.read_text())["per_class"]
     # tumour: A-PA and B1-P2 matched (both typed 1 on both sides); FP: P5; FN: none
     assert (per_class["tumour"]["TP"], per_class["tumour"]["FP"], per_class["tumour"]["FN"]) == (2, 1, 0)
@@ -69,8 +100,21 @@ def test_semantic_predictions_are_split_into_instances(tmp_path):
     np.save(gt_dir / "a.npy", gt)
     Image.fromarray((gt > 0).astype(np.uint8)).save(pred_dir / "a.png")  # class map, 1 = nucleus
     out = tmp_path / "r.json"
-    assert run_cli("--gt", str(gt_dir), "--pred", str(pred_dir), "--pred-kind", "semantic", "--n-bootstrap", "20",
-                   "--out", str(out)) == 0
+    assert (
+        run_cli(
+            "--gt",
+            str(gt_dir),
+            "--pred",
+            str(pred_dir),
+            "--pred-kind",
+            "semantic",
+            "--n-bootstrap",
+            "20",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["metrics"]["PQ"] == 1.0 and result["counts"]["TP"] == 2
     assert result["settings"]["pred_kind"] == "semantic"

@@ -35,7 +35,7 @@ def test_watershed_keeps_objects_too_thin_for_a_marker():
 
 def test_objects_under_min_size_are_dropped():
     sem = np.zeros((20, 20), np.uint8)
-    sem[0:3, 0:3] = 1    # 9 px
+    sem[0:3, 0:3] = 1  # 9 px
     sem[10:14, 10:14] = 1  # 16 px
     objs = extract(sem, [1], min_size=10)
     assert objs.n == 1 and (objs.inst > 0).sum() == 16
@@ -61,8 +61,8 @@ def test_connectivity_decides_whether_diagonal_pixels_join():
 def test_ground_truth_drops_instances_of_classes_not_scored_and_ignored_pixels():
     inst = np.zeros((10, 10), np.int32)
     mask = np.zeros((10, 10), np.uint8)
-    inst[0:3, 0:3], mask[0:3, 0:3] = 5, 1   # nucleus
-    inst[5:8, 5:8], mask[5:8, 5:8] = 9, 2   # lumen: not an object class here
+    inst[0:3, 0:3], mask[0:3, 0:3] = 5, 1  # nucleus
+    inst[5:8, 5:8], mask[5:8, 5:8] = 9, 2  # lumen: not an object class here
     inst[0:2, 6:9], mask[0:2, 6:9] = 11, 255  # entirely ignored
     objs = ground_truth(inst, mask, [1], valid=mask != 255)
     assert objs.n == 1 and objs.classes.tolist() == [0]

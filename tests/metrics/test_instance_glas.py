@@ -37,8 +37,8 @@ def test_object_hausdorff_of_one_pair_is_their_known_distance(draw):
 def test_a_prediction_without_overlap_is_compared_with_the_nearest_ground_truth_object():
     gt, pred = canvas(), canvas()
     gt[0:10, 0:10] = 1
-    pred[0:10, 0:10] = 1      # P1 = G1: distance 0
-    pred[20:24, 20:24] = 2    # P2 overlaps nothing: its partner is G1, at sqrt(20^2 + 20^2) (corner (0,0) to (20,20))
+    pred[0:10, 0:10] = 1  # P1 = G1: distance 0
+    pred[20:24, 20:24] = 2  # P2 overlaps nothing: its partner is G1, at sqrt(20^2 + 20^2) (corner (0,0) to (20,20))
     expected_pred_side = (100 * 0 + 16 * math.sqrt(800)) / (100 + 16)
     assert metrics_of(gt, pred)["Hausdorff_obj"] == pytest.approx(0.5 * (expected_pred_side + 0.0))
 
@@ -46,8 +46,8 @@ def test_a_prediction_without_overlap_is_compared_with_the_nearest_ground_truth_
 def test_the_nearest_object_is_chosen_by_hausdorff_distance_not_by_order():
     gt, pred = canvas(60), canvas(60)
     gt[0:4, 0:4] = 1
-    pred[0:4, 40:44] = 1   # far (40 px)
-    pred[0:4, 10:14] = 2   # near (10 px), higher id
+    pred[0:4, 40:44] = 1  # far (40 px)
+    pred[0:4, 10:14] = 2  # near (10 px), higher id
     stats = image_stats(from_instances(gt, None, [1]), from_instances(pred, None, [1]), 1)
     # GT side: the lone GT object's partner is the 10-px prediction; weights are areas (16 each).
     assert stats["haus_gt"] / stats["haus_area_gt"] == pytest.approx(10.0)

@@ -14,16 +14,28 @@ def items(n=2, h=24, w=40):
     for i in range(n):
         inst = torch.zeros(1, h, w, dtype=torch.int32)
         inst[0, 2:10, 3:15], inst[0, 12:20, 20:36] = 1, 2
-        yield {"image": torch.randint(0, 255, (1, 3, h, w), generator=g, dtype=torch.uint8),
-               "mask": (inst > 0).long(), "instances": inst, "index": torch.tensor([i])}
+        yield {
+            "image": torch.randint(0, 255, (1, 3, h, w), generator=g, dtype=torch.uint8),
+            "mask": (inst > 0).long(),
+            "instances": inst,
+            "index": torch.tensor([i]),
+        }
 
 
 @pytest.mark.parametrize("mode,shape", [("slide", (24, 40)), ("resize", (32, 32))])
 def test_the_hook_sees_every_image_at_the_scored_resolution(mode, shape):
     seen = []
     norm = Normalizer(torch.zeros(1, 3, 1, 1), torch.full((1, 3, 1, 1), 255.0))
-    cms = evaluate(Pointwise(), items(), Predictor(Pointwise(), 32, mode), norm, 3, 255, torch.device("cpu"),
-                   on_prediction=lambda p, t, i: seen.append((p, t, i)))
+    cms = evaluate(
+        Pointwise(),
+        items(),
+        Predictor(Pointwise(), 32, mode),
+        norm,
+        3,
+        255,
+        torch.device("cpu"),
+        on_prediction=lambda p, t, i: seen.append((p, t, i)),
+    )
     assert len(seen) == 2 and cms.shape == (2, 3, 3)
     for pred, target, inst in seen:
         assert pred.shape == target.shape == inst.shape == shape

@@ -19,15 +19,15 @@ def random_maps(seed: int, size: int = 64, n: int = 14, classes: int = 3):
     for i in range(1, n + 1):
         y, x = rng.integers(0, size - 4, 2)
         h, w = rng.integers(3, 14, 2)
-        gt[y:y + h, x:x + w] = i
+        gt[y : y + h, x : x + w] = i
         gt_cls[i] = int(rng.integers(classes))
         if rng.random() < 0.85:  # predicted, with jitter
             dy, dx, dh, dw = rng.integers(-2, 3, 4)
-            pred[max(y + dy, 0):y + dy + h + dh, max(x + dx, 0):x + dx + w + dw] = 100 + i
+            pred[max(y + dy, 0) : y + dy + h + dh, max(x + dx, 0) : x + dx + w + dw] = 100 + i
             pred_cls[100 + i] = gt_cls[i] if rng.random() < 0.8 else int(rng.integers(classes))
     for j in range(int(rng.integers(0, 4))):  # false positives
         y, x = rng.integers(0, size - 4, 2)
-        pred[y:y + 5, x:x + 5] = 200 + j
+        pred[y : y + 5, x : x + 5] = 200 + j
         pred_cls[200 + j] = int(rng.integers(classes))
     return gt, gt_cls, pred, pred_cls
 
@@ -58,8 +58,12 @@ def reference_pq(gt, pred, gt_cls=None, pred_cls=None, cls=None):
 
 def reference_aji(gt, pred, plus: bool):
     g_ids, p_ids = [i for i in np.unique(gt) if i], [j for j in np.unique(pred) if j]
-    inter = np.array([[((gt == i) & (pred == j)).sum() for j in p_ids] for i in g_ids], float).reshape(len(g_ids), len(p_ids))
-    union = np.array([[((gt == i) | (pred == j)).sum() for j in p_ids] for i in g_ids], float).reshape(len(g_ids), len(p_ids))
+    inter = np.array([[((gt == i) & (pred == j)).sum() for j in p_ids] for i in g_ids], float).reshape(
+        len(g_ids), len(p_ids)
+    )
+    union = np.array([[((gt == i) | (pred == j)).sum() for j in p_ids] for i in g_ids], float).reshape(
+        len(g_ids), len(p_ids)
+    )
     iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     if plus:  # HoVer-Net: Hungarian assignment on the full IoU matrix, pairs with IoU > 0 kept
         rows, cols = linear_sum_assignment(-iou)
@@ -76,6 +80,7 @@ def reference_aji(gt, pred, plus: bool):
 
 def reference_object_dice(gt, pred):
     """GlaS: each object against the other side's object of largest overlap, area-weighted."""
+
     def side(a, b):
         total, weighted = 0.0, 0.0
         for i in [v for v in np.unique(a) if v]:
@@ -88,6 +93,7 @@ def reference_object_dice(gt, pred):
             weighted += obj.sum() * dice
             total += obj.sum()
         return weighted / total
+
     return 0.5 * (side(gt, pred) + side(pred, gt))
 
 

@@ -10,8 +10,18 @@ from PIL import Image
 
 from densebench.config import compose
 
-TINY = ["train.epochs=1", "input_size=32", "model.variant=tiny", "decoder.stem_channels=16", "decoder.channels=[8,8,8,8]",
-        "train.num_workers=0", "train.augment=none", "train.batch_size=4", "eval.bootstrap.n=20", "progress=none"]
+TINY = [
+    "train.epochs=1",
+    "input_size=32",
+    "model.variant=tiny",
+    "decoder.stem_channels=16",
+    "decoder.channels=[8,8,8,8]",
+    "train.num_workers=0",
+    "train.augment=none",
+    "train.batch_size=4",
+    "eval.bootstrap.n=20",
+    "progress=none",
+]
 
 
 def execute(overrides):
@@ -21,8 +31,17 @@ def execute(overrides):
 
 
 def test_a_run_on_a_dataset_with_instances_writes_the_instance_block_and_per_image_table(tmp_path):
-    overrides = ["dataset=synthetic", "dataset.n_train=4", "dataset.n_val=1", "dataset.n_test=2", "dataset.min_size=48",
-                 "dataset.max_size=64", "dataset.min_side=48", f"output_dir={tmp_path}", *TINY]
+    overrides = [
+        "dataset=synthetic",
+        "dataset.n_train=4",
+        "dataset.n_val=1",
+        "dataset.n_test=2",
+        "dataset.min_size=48",
+        "dataset.max_size=64",
+        "dataset.min_side=48",
+        f"output_dir={tmp_path}",
+        *TINY,
+    ]
     record = execute(overrides)
     block = record["test"]["instance"]
     assert block["n_images"] == 2 and block["objects"] == ["nucleus"]  # dataset.instance_eval.classes
@@ -42,10 +61,18 @@ def test_a_run_on_a_dataset_without_instances_has_no_instance_block(tmp_path):
         for folder in ("images", "masks"):
             (root / folder / split).mkdir(parents=True)
         for i in range(n):
-            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / "images" / split / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
+                root / "images" / split / f"{i}.png"
+            )
             Image.fromarray((rng.random((40, 40)) > 0.5).astype(np.uint8)).save(root / "masks" / split / f"{i}.png")
-    overrides = ["dataset=folder", f"dataset.root={root}", "dataset.split=official", "dataset.min_side=40",
-                 f"output_dir={tmp_path / 'runs'}", *TINY]
+    overrides = [
+        "dataset=folder",
+        f"dataset.root={root}",
+        "dataset.split=official",
+        "dataset.min_side=40",
+        f"output_dir={tmp_path / 'runs'}",
+        *TINY,
+    ]
     record = execute(overrides)
     assert "instance" not in record["test"]  # absent, not zero
     assert not list((tmp_path / "runs").rglob("instance_per_image.csv"))

@@ -21,7 +21,7 @@ def metrics_of(gt: np.ndarray, pred: np.ndarray, radius: float = 3.0) -> dict[st
 
 
 def box(canvas: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], value: int) -> None:
-    canvas[rows[0]:rows[1] + 1, cols[0]:cols[1] + 1] = value
+    canvas[rows[0] : rows[1] + 1, cols[0] : cols[1] + 1] = value
 
 
 def scene() -> tuple[np.ndarray, np.ndarray]:
@@ -31,14 +31,14 @@ def scene() -> tuple[np.ndarray, np.ndarray]:
     pred: PA = A | P2 = B1 u B2 (96) | P3 8x8 (64) + P4 8x4 (32) splitting C | P5 6x6 (36) alone
     """
     gt, pred = np.zeros((40, 40), np.int32), np.zeros((40, 40), np.int32)
-    box(gt, (2, 9), (2, 9), 1)      # A
-    box(gt, (2, 9), (14, 21), 2)    # B1
-    box(gt, (2, 9), (22, 25), 3)    # B2
-    box(gt, (14, 21), (2, 13), 4)   # C
+    box(gt, (2, 9), (2, 9), 1)  # A
+    box(gt, (2, 9), (14, 21), 2)  # B1
+    box(gt, (2, 9), (22, 25), 3)  # B2
+    box(gt, (14, 21), (2, 13), 4)  # C
     box(gt, (14, 21), (20, 25), 5)  # D (missed)
-    box(pred, (2, 9), (2, 9), 7)     # PA (ids need not be contiguous or ordered)
-    box(pred, (2, 9), (14, 25), 3)   # P2 merges B1 and B2
-    box(pred, (14, 21), (2, 9), 9)   # P3 } split C
+    box(pred, (2, 9), (2, 9), 7)  # PA (ids need not be contiguous or ordered)
+    box(pred, (2, 9), (14, 25), 3)  # P2 merges B1 and B2
+    box(pred, (14, 21), (2, 9), 9)  # P3 } split C
     box(pred, (14, 21), (10, 13), 4)  # P4 }
     box(pred, (28, 33), (30, 35), 1)  # P5 false positive
     return gt, pred
@@ -57,7 +57,7 @@ def test_merge_split_miss_and_false_positive_give_the_hand_computed_pq():
     # IoU > 0.5 pairs: A-PA = 1, B1-P2 = 64/96, C-P3 = 64/96 -> TP 3; FP: P4, P5; FN: B2, D.
     tp, fp, fn, iou_sum = 3, 2, 2, 1 + 64 / 96 + 64 / 96
     assert m["DQ"] == pytest.approx(tp / (tp + fp / 2 + fn / 2))  # 0.6
-    assert m["SQ"] == pytest.approx(iou_sum / tp)                   # 7/9
+    assert m["SQ"] == pytest.approx(iou_sum / tp)  # 7/9
     assert m["PQ"] == pytest.approx(7 / 15)
     assert m["bPQ"] == m["mPQ"] == m["mPQ+"] == pytest.approx(m["PQ"])
 

@@ -57,8 +57,9 @@ def test_an_unreadable_pyramid_level_is_named(trained_run, tmp_path):
             f.seek(offset)
             f.write(b"\xff" * count)
     with pytest.raises(DataError, match=r"broken\.svs: pyramid level 1 cannot be read"):
-        predict([str(trained_run), "--input", str(path), "--out", str(tmp_path / "o"), "--mpp", "0.5",
-                 "--progress", "none"])
+        predict(
+            [str(trained_run), "--input", str(path), "--out", str(tmp_path / "o"), "--mpp", "0.5", "--progress", "none"]
+        )
 
 
 def test_a_slide_without_resolution_asks_for_its_mpp(trained_run, tmp_path):
@@ -66,8 +67,24 @@ def test_a_slide_without_resolution_asks_for_its_mpp(trained_run, tmp_path):
     write_slide(path, tissue_canvas(256, 384), None, svs=False)
     with pytest.raises(DataError, match=r"plain\.tif: no resolution metadata.*--slide-mpp"):
         predict([str(trained_run), "--input", str(path), "--out", str(tmp_path / "o"), "--mpp", "0.5"])
-    assert predict([str(trained_run), "--input", str(path), "--out", str(tmp_path / "o"), "--mpp", "0.5",
-                    "--slide-mpp", "0.25", "--progress", "none"]) == 0
+    assert (
+        predict(
+            [
+                str(trained_run),
+                "--input",
+                str(path),
+                "--out",
+                str(tmp_path / "o"),
+                "--mpp",
+                "0.5",
+                "--slide-mpp",
+                "0.25",
+                "--progress",
+                "none",
+            ]
+        )
+        == 0
+    )
 
 
 def test_a_run_without_a_training_resolution_asks_for_mpp_on_slides(trained_run, tmp_path):

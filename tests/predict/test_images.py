@@ -40,8 +40,19 @@ def test_a_folder_of_images_of_several_sizes_gives_a_palette_label_png_per_stem(
 
 def test_probabilities_and_overlay_are_written_on_request(trained_run, image_folder, tmp_path):
     out = tmp_path / "out"
-    predict([str(trained_run), "--input", str(image_folder / "img2.tif"), "--out", str(out), "--probabilities",
-             "--overlay", "--progress", "none"])
+    predict(
+        [
+            str(trained_run),
+            "--input",
+            str(image_folder / "img2.tif"),
+            "--out",
+            str(out),
+            "--probabilities",
+            "--overlay",
+            "--progress",
+            "none",
+        ]
+    )
     with np.load(out / "img2.probs.npz") as z:
         probs, classes = z["probs"], list(z["classes"])
     assert probs.shape == (3, 130, 210) and classes == ["stroma", "nucleus", "lumen"]

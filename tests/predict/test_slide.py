@@ -34,8 +34,12 @@ def slide(tmp_path_factory):
 @pytest.fixture(scope="module")
 def slide_out(trained_run, slide, tmp_path_factory):
     out = tmp_path_factory.mktemp("slide_out")
-    assert predict([str(trained_run), "--input", str(slide), "--out", str(out), "--mpp", str(RUN_MPP),
-                    "--progress", "none"]) == 0
+    assert (
+        predict(
+            [str(trained_run), "--input", str(slide), "--out", str(out), "--mpp", str(RUN_MPP), "--progress", "none"]
+        )
+        == 0
+    )
     return out
 
 
@@ -118,8 +122,19 @@ def test_an_interrupted_slide_prediction_redoes_only_unfinished_blocks(trained_r
         return real(self, image)
 
     def command(out):
-        return [str(trained_run), "--input", str(slide), "--out", str(out), "--mpp", str(RUN_MPP), "--progress",
-                "none", "--block-windows", "2"]
+        return [
+            str(trained_run),
+            "--input",
+            str(slide),
+            "--out",
+            str(out),
+            "--mpp",
+            str(RUN_MPP),
+            "--progress",
+            "none",
+            "--block-windows",
+            "2",
+        ]
 
     monkeypatch.setattr(TrainedRun, "probabilities", lambda self, image: counted(self, image, crash_at=3))
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -138,9 +153,25 @@ def test_an_interrupted_slide_prediction_redoes_only_unfinished_blocks(trained_r
 @pytest.mark.slow  # two CLI processes (~1-2 min on 2 shared vCPUs)
 def test_a_killed_slide_prediction_resumes_and_writes_the_same_files(trained_run, slide, slide_out, tmp_path):
     """kill -9 after a few finished blocks; the rerun finishes the rest, byte-identical to the uninterrupted run."""
+
     def command(out):
-        return [sys.executable, "-m", "densebench", "predict", str(trained_run), "--input", str(slide), "--out",
-                str(out), "--mpp", str(RUN_MPP), "--progress", "none", "--block-windows", "1"]  # many small blocks
+        return [
+            sys.executable,
+            "-m",
+            "densebench",
+            "predict",
+            str(trained_run),
+            "--input",
+            str(slide),
+            "--out",
+            str(out),
+            "--mpp",
+            str(RUN_MPP),
+            "--progress",
+            "none",
+            "--block-windows",
+            "1",
+        ]  # many small blocks
 
     out, fresh = tmp_path / "resumed", tmp_path / "fresh"
     args = command(out)

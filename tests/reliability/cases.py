@@ -64,14 +64,34 @@ CONFIG = [
     _value("force=maybe", "force=maybe", "true or false"),
     _value("runtime.cpu_linear=mkl", "runtime.cpu_linear=mkl", "onednn, native"),
     _value("runtime.channels_last=2", "runtime.channels_last=2", "true or false"),
-    Case("lora-rank-0", "config values", "`adapter=lora adapter.rank=0`", line("adapter.rank=0", "an integer >= 1"),
-         ("adapter.rank=0", "an integer >= 1")),
-    Case("lora-dropout-1.5", "config values", "`adapter=lora adapter.dropout=1.5`",
-         line("adapter.dropout=1.5", "[0, 1)"), ("adapter.dropout=1.5", "[0, 1)")),
-    Case("cnn-width-0.3", "config values", "`adapter=cnn adapter.width_factor=0.3`",
-         line("adapter.width_factor=0.3", "multiple of 32"), ("adapter.width_factor=0.3", "multiple of 32")),
-    Case("full-layer-decay-0", "config values", "`adapter=full adapter.layer_decay=0`",
-         line("adapter.layer_decay=0", "(0, 1]"), ("adapter.layer_decay=0", "(0, 1]")),
+    Case(
+        "lora-rank-0",
+        "config values",
+        "`adapter=lora adapter.rank=0`",
+        line("adapter.rank=0", "an integer >= 1"),
+        ("adapter.rank=0", "an integer >= 1"),
+    ),
+    Case(
+        "lora-dropout-1.5",
+        "config values",
+        "`adapter=lora adapter.dropout=1.5`",
+        line("adapter.dropout=1.5", "[0, 1)"),
+        ("adapter.dropout=1.5", "[0, 1)"),
+    ),
+    Case(
+        "cnn-width-0.3",
+        "config values",
+        "`adapter=cnn adapter.width_factor=0.3`",
+        line("adapter.width_factor=0.3", "multiple of 32"),
+        ("adapter.width_factor=0.3", "multiple of 32"),
+    ),
+    Case(
+        "full-layer-decay-0",
+        "config values",
+        "`adapter=full adapter.layer_decay=0`",
+        line("adapter.layer_decay=0", "(0, 1]"),
+        ("adapter.layer_decay=0", "(0, 1]"),
+    ),
 ]
 
 # Overrides of the adapter cases above (their id is not an override).
@@ -83,29 +103,79 @@ ADAPTER_OVERRIDES = {
 }
 
 NAMES = [
-    Case("model=nope", "config names and keys", "`model=nope`", line("unknown model 'nope'", "demo_vit"),
-         ("unknown model 'nope'", "demo_vit")),
-    Case("dataset=nope", "config names and keys", "`dataset=nope`", line("unknown dataset 'nope'", "synthetic"),
-         ("unknown dataset 'nope'", "synthetic")),
-    Case("adapter=nope", "config names and keys", "`adapter=nope`", line("unknown adapter 'nope'", "lora"),
-         ("unknown adapter 'nope'", "lora")),
-    Case("train.bogus=1", "config names and keys", "`train.bogus=1` (no such key)",
-         line("train.bogus", "no such setting", "+train.bogus=1"), ("train.bogus", "no such setting", "+train.bogus=1")),
-    Case("eval.overlapp=0.5", "config names and keys", "`eval.overlapp=0.5` (misspelt key)",
-         line("eval.overlapp", "did you mean eval.overlap"), ("eval.overlapp", "did you mean eval.overlap")),
-    Case("train.lr", "config names and keys", "`train.lr` (no value)", line("train.lr", "key=value"),
-         ("train.lr", "key=value")),
-    Case("input_size=100", "config names and keys", "`input_size=100` (not a multiple of the patch)",
-         line("input_size=100", "patch size 8", "96 or 104"), ("input_size=100", "patch size 8", "96 or 104")),
+    Case(
+        "model=nope",
+        "config names and keys",
+        "`model=nope`",
+        line("unknown model 'nope'", "demo_vit"),
+        ("unknown model 'nope'", "demo_vit"),
+    ),
+    Case(
+        "dataset=nope",
+        "config names and keys",
+        "`dataset=nope`",
+        line("unknown dataset 'nope'", "synthetic"),
+        ("unknown dataset 'nope'", "synthetic"),
+    ),
+    Case(
+        "adapter=nope",
+        "config names and keys",
+        "`adapter=nope`",
+        line("unknown adapter 'nope'", "lora"),
+        ("unknown adapter 'nope'", "lora"),
+    ),
+    Case(
+        "train.bogus=1",
+        "config names and keys",
+        "`train.bogus=1` (no such key)",
+        line("train.bogus", "no such setting", "+train.bogus=1"),
+        ("train.bogus", "no such setting", "+train.bogus=1"),
+    ),
+    Case(
+        "eval.overlapp=0.5",
+        "config names and keys",
+        "`eval.overlapp=0.5` (misspelt key)",
+        line("eval.overlapp", "did you mean eval.overlap"),
+        ("eval.overlapp", "did you mean eval.overlap"),
+    ),
+    Case(
+        "train.lr",
+        "config names and keys",
+        "`train.lr` (no value)",
+        line("train.lr", "key=value"),
+        ("train.lr", "key=value"),
+    ),
+    Case(
+        "input_size=100",
+        "config names and keys",
+        "`input_size=100` (not a multiple of the patch)",
+        line("input_size=100", "patch size 8", "96 or 104"),
+        ("input_size=100", "patch size 8", "96 or 104"),
+    ),
 ]
 
 DEVICE = [
-    Case("device=cuda", "device and precision", "`device=cuda` on a machine without CUDA",
-         line("device=cuda", "device=cpu"), ("device=cuda", "no CUDA device", "device=cpu")),
-    Case("device=cuda:3", "device and precision", "`device=cuda:3` on a machine without CUDA",
-         line("device=cuda:3", "device=cpu"), ("device=cuda:3", "device=cpu")),
-    Case("train.precision=fp16", "device and precision", "`train.precision=fp16` on CPU",
-         line("train.precision=fp16", "fp32"), ("train.precision=fp16", "CUDA", "fp32")),
+    Case(
+        "device=cuda",
+        "device and precision",
+        "`device=cuda` on a machine without CUDA",
+        line("device=cuda", "device=cpu"),
+        ("device=cuda", "no CUDA device", "device=cpu"),
+    ),
+    Case(
+        "device=cuda:3",
+        "device and precision",
+        "`device=cuda:3` on a machine without CUDA",
+        line("device=cuda:3", "device=cpu"),
+        ("device=cuda:3", "device=cpu"),
+    ),
+    Case(
+        "train.precision=fp16",
+        "device and precision",
+        "`train.precision=fp16` on CPU",
+        line("train.precision=fp16", "fp32"),
+        ("train.precision=fp16", "CUDA", "fp32"),
+    ),
 ]
 
 
@@ -118,8 +188,16 @@ def all_cases() -> list[Case]:
         test_weights,
     )
 
-    return [*CONFIG, *NAMES, *DEVICE, *test_data_files.CASES, *test_weights.CASES, *test_faults.CASES,
-            *test_fingerprint.CASES, *test_results.CASES]
+    return [
+        *CONFIG,
+        *NAMES,
+        *DEVICE,
+        *test_data_files.CASES,
+        *test_weights.CASES,
+        *test_faults.CASES,
+        *test_fingerprint.CASES,
+        *test_results.CASES,
+    ]
 
 
 def table() -> str:

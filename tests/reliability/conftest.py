@@ -60,7 +60,7 @@ def make_folder(root: Path, side: int = 48, seed: int = 0, counts: dict[str, int
         for i in range(n):
             mask = (rng.random((side, side)) > 0.5).astype(np.uint8)
             image = np.stack([mask * 120 + 60 + rng.integers(0, 40, (side, side))] * 3, -1).astype(np.uint8)
-            name = f"{split}/{ {'train': 't', 'val': 'v', 'test': 's'}[split]}{i}.png".replace(" ", "")
+            name = f"{split}/{ {'train': 't', 'val': 'v', 'test': 's'}[split] }{i}.png".replace(" ", "")
             save(root / "images" / name, image)
             save(root / "masks" / name, mask)
     return root
@@ -68,8 +68,15 @@ def make_folder(root: Path, side: int = 48, seed: int = 0, counts: dict[str, int
 
 def folder_run(root: Path, out: Path) -> list[str]:
     """Overrides of a tiny run on a `make_folder` tree."""
-    return [*MODEL, "dataset=folder", f"dataset.root={root}", "dataset.min_side=48", "dataset.split=official",
-            "train.batch_size=2", f"output_dir={out}"]
+    return [
+        *MODEL,
+        "dataset=folder",
+        f"dataset.root={root}",
+        "dataset.min_side=48",
+        "dataset.split=official",
+        "train.batch_size=2",
+        f"output_dir={out}",
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -84,4 +91,8 @@ def finished_run(tmp_path_factory) -> tuple[list[str], Path, dict]:
     with pytest.MonkeyPatch.context() as patch, preempt.handling():
         patch.setenv("HF_TOKEN", TOKEN)
         record = execute(compose(overrides), overrides)
-    return overrides, Path(record["run"]["run_dir"]), json.loads((Path(record["run"]["run_dir"]) / "metrics.json").read_text())
+    return (
+        overrides,
+        Path(record["run"]["run_dir"]),
+        json.loads((Path(record["run"]["run_dir"]) / "metrics.json").read_text()),
+    )

@@ -42,9 +42,12 @@ MUTATIONS: dict[str, Callable[[Path], None]] = {
     "label-outside-classes": _break("masks", lambda p: save(p, np.full((48, 48), 7, np.uint8))),
     "16-bit-image": _break("images", lambda p: Image.fromarray(np.full((48, 48), 300, np.uint16)).save(p)),
     "16-bit-mask-values": _break("masks", lambda p: Image.fromarray(np.full((48, 48), 300, np.uint16)).save(p)),
-    "rgb-mask-with-colours": _break("masks", lambda p: save(p, np.dstack([np.zeros((48, 48), np.uint8),
-                                                                           np.ones((48, 48), np.uint8),
-                                                                           np.zeros((48, 48), np.uint8)]))),
+    "rgb-mask-with-colours": _break(
+        "masks",
+        lambda p: save(
+            p, np.dstack([np.zeros((48, 48), np.uint8), np.ones((48, 48), np.uint8), np.zeros((48, 48), np.uint8)])
+        ),
+    ),
     "image-without-mask": _break("masks", lambda p: p.unlink()),
     "two-images-one-key": lambda root: save(root / "images" / "train" / "t0.jpg", np.zeros((48, 48, 3), np.uint8)),
     "empty-split": lambda root: [p.unlink() for p in (root / "images" / "test").iterdir()],
@@ -62,19 +65,26 @@ CASES = [
     _case("zero-byte-mask", "a zero-byte mask", "t0.png", "cannot decode"),
     _case("truncated-mask", "a truncated mask", "t0.png", "truncated"),
     _case("mask-size-mismatch", "a mask 48x40 for a 48x48 image", "t0.png", "differs from its image"),
-    _case("label-outside-classes", "mask value 7 with 2 classes", "t0.png", "outside classes 0..1",
-          "dataset.classes"),
+    _case("label-outside-classes", "mask value 7 with 2 classes", "t0.png", "outside classes 0..1", "dataset.classes"),
     _case("16-bit-image", "a 16-bit image", "t0.png", "8 bits per channel"),
     _case("16-bit-mask-values", "a 16-bit mask holding 300", "t0.png", "300"),
     _case("rgb-mask-with-colours", "an RGB mask whose channels differ", "t0.png", "single-channel"),
     _case("image-without-mask", "an image without its mask", "t0.png", "restore the mask or remove the image"),
-    Case("mask-without-image", "dataset files", "a mask without its image",
-         "skipped, not fatal: the run's data facts (metrics.json `data.excluded`, the log) name the mask"),
+    Case(
+        "mask-without-image",
+        "dataset files",
+        "a mask without its image",
+        "skipped, not fatal: the run's data facts (metrics.json `data.excluded`, the log) name the mask",
+    ),
     _case("two-images-one-key", "t0.png and t0.jpg for one mask", "t0", "both have key"),
     _case("empty-split", "a split folder left empty", "test split is empty"),
-    Case("valid-oddities", "dataset files", "RGBA and greyscale images, a palette mask, odd file names "
-         "(spaces, brackets, unicode, a leading dash) and an image smaller than one window",
-         "accepted: each decodes to RGB uint8 and class ids"),
+    Case(
+        "valid-oddities",
+        "dataset files",
+        "RGBA and greyscale images, a palette mask, odd file names "
+        "(spaces, brackets, unicode, a leading dash) and an image smaller than one window",
+        "accepted: each decodes to RGB uint8 and class ids",
+    ),
     _case("root-missing", "`dataset.root` that does not exist", "dataset.root=", "is not a directory"),
     _case("root-not-set", "`dataset=folder` without `dataset.root`", "dataset.root=PATH"),
     _case("root-is-a-file", "`dataset.root` naming a file", "dataset.root=", "is not a directory"),
@@ -115,17 +125,26 @@ def test_a_missing_or_empty_root_is_one_line(name, tmp_path, capsys):
         overrides = [o for o in overrides if not o.startswith("dataset.root=")]
     elif name == "root-is-a-file":
         (tmp_path / "file.txt").write_text("x")
-        overrides = [o if not o.startswith("dataset.root=") else f"dataset.root={tmp_path / 'file.txt'}" for o in overrides]
+        overrides = [
+            o if not o.startswith("dataset.root=") else f"dataset.root={tmp_path / 'file.txt'}" for o in overrides
+        ]
     elif name == "root-empty":
         (tmp_path / "empty").mkdir()
-        overrides = [o if not o.startswith("dataset.root=") else f"dataset.root={tmp_path / 'empty'}" for o in overrides]
+        overrides = [
+            o if not o.startswith("dataset.root=") else f"dataset.root={tmp_path / 'empty'}" for o in overrides
+        ]
     code, _, err = cli(capsys, "run", *overrides)
     assert_one_line_error(code, err, *BY_ID[name].needles)
 
 
 def _json_list(root: Path, clean: Path) -> Path:
-    entries = {s: [{"image_path": str(p), "mask_path": str(clean / "masks" / s / p.name)}
-                   for p in sorted((clean / "images" / s).glob("*.png"))] for s in ("train", "val", "test")}
+    entries = {
+        s: [
+            {"image_path": str(p), "mask_path": str(clean / "masks" / s / p.name)}
+            for p in sorted((clean / "images" / s).glob("*.png"))
+        ]
+        for s in ("train", "val", "test")
+    }
     path = root / "dataset.json"
     root.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"num_classes": 2, "data": entries}))
@@ -135,8 +154,15 @@ def _json_list(root: Path, clean: Path) -> Path:
 def test_a_truncated_json_list_is_one_line_naming_it(clean_folder, tmp_path, capsys):
     path = _json_list(tmp_path / "j", clean_folder)
     _truncate(path)
-    code, _, err = cli(capsys, "run", *MODEL, "dataset=json_list", f"dataset.root={path}", "dataset.min_side=48",
-                       f"output_dir={tmp_path / 'out'}")
+    code, _, err = cli(
+        capsys,
+        "run",
+        *MODEL,
+        "dataset=json_list",
+        f"dataset.root={path}",
+        "dataset.min_side=48",
+        f"output_dir={tmp_path / 'out'}",
+    )
     assert_one_line_error(code, err, *BY_ID["json-list-truncated"].needles)
 
 
@@ -145,16 +171,24 @@ def test_a_json_list_entry_without_its_mask_is_one_line_naming_it(clean_folder, 
     data = json.loads(path.read_text())
     data["data"]["train"][0]["mask_path"] = str(tmp_path / "nope.png")
     path.write_text(json.dumps(data))
-    code, _, err = cli(capsys, "run", *MODEL, "dataset=json_list", f"dataset.root={path}", "dataset.min_side=48",
-                       f"output_dir={tmp_path / 'out'}")
+    code, _, err = cli(
+        capsys,
+        "run",
+        *MODEL,
+        "dataset=json_list",
+        f"dataset.root={path}",
+        "dataset.min_side=48",
+        f"output_dir={tmp_path / 'out'}",
+    )
     assert_one_line_error(code, err, *BY_ID["json-list-missing-mask"].needles)
 
 
 def test_a_broken_hdf5_release_is_one_line_naming_it(tmp_path, capsys):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "CoCaHis.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
-    code, _, err = cli(capsys, "run", *MODEL, "dataset=cocahis", f"dataset.root={tmp_path / 'r'}",
-                       f"output_dir={tmp_path / 'out'}")
+    code, _, err = cli(
+        capsys, "run", *MODEL, "dataset=cocahis", f"dataset.root={tmp_path / 'r'}", f"output_dir={tmp_path / 'out'}"
+    )
     assert_one_line_error(code, err, *BY_ID["hdf5-garbage"].needles)
 
 
@@ -166,8 +200,9 @@ def test_a_truncated_npy_release_is_one_line_naming_it(tmp_path, capsys):
         np.save(d / "masks.npy", np.zeros((2, 32, 32, 6), np.float64))
         np.save(d / "types.npy", np.array(["Breast", "Colon"]))
     _truncate(tmp_path / "r" / "Fold 1" / "images.npy")
-    code, _, err = cli(capsys, "run", *MODEL, "dataset=pannuke", f"dataset.root={tmp_path / 'r'}",
-                       f"output_dir={tmp_path / 'out'}")
+    code, _, err = cli(
+        capsys, "run", *MODEL, "dataset=pannuke", f"dataset.root={tmp_path / 'r'}", f"output_dir={tmp_path / 'out'}"
+    )
     assert_one_line_error(code, err, *BY_ID["npy-truncated"].needles)
 
 

@@ -24,13 +24,27 @@ CASES = [
     Case("kill-between-epochs", "faults", "kill -9 after epoch 1's checkpoint, before its log line", IDENTICAL),
     Case("kill-in-evaluation", "faults", "kill -9 while the test set is evaluated", IDENTICAL),
     Case("kill-writing-results", "faults", "kill -9 half-way through writing metrics.json", IDENTICAL),
-    Case("two-runs-at-once", "faults", "the same run started while another process writes it",
-         line("is being written by pid"), ("is being written by pid",)),
-    Case("read-only-output", "faults", "`output_dir` on a read-only file system",
-         line("cannot write", "Read-only file system", "another output_dir"),
-         ("cannot write", "Read-only file system", "another output_dir")),
-    Case("full-output", "faults", "the disk fills while checkpoints are written (a file size limit)",
-         line("cannot write", "checkpoints/", "free space"), ("cannot write", "checkpoints/", "free space")),
+    Case(
+        "two-runs-at-once",
+        "faults",
+        "the same run started while another process writes it",
+        line("is being written by pid"),
+        ("is being written by pid",),
+    ),
+    Case(
+        "read-only-output",
+        "faults",
+        "`output_dir` on a read-only file system",
+        line("cannot write", "Read-only file system", "another output_dir"),
+        ("cannot write", "Read-only file system", "another output_dir"),
+    ),
+    Case(
+        "full-output",
+        "faults",
+        "the disk fills while checkpoints are written (a file size limit)",
+        line("cannot write", "checkpoints/", "free space"),
+        ("cannot write", "checkpoints/", "free space"),
+    ),
 ]
 BY_ID = {c.id: c for c in CASES}
 

@@ -21,18 +21,45 @@ from tests.reliability.conftest import (
 )
 
 CASES = [
-    Case("other-root", "data identity", "a finished `dataset=folder` run, then `dataset.root` at other images",
-         line("other data", "both dataset.root values", "force=true"), ("other data", "force=true")),
-    Case("edited-in-place", "data identity", "a finished run whose mask files were edited in place",
-         line("other data", "force=true"), ("other data", "force=true")),
-    Case("moved-root", "data identity", "a finished run, then the same files under another `dataset.root`",
-         "exit 0, `already finished`: the finished run is returned"),
-    Case("sweep-other-root", "data identity", "a multirun over a finished cell with another `dataset.root`",
-         "the cell is launched, not skipped as finished, and refuses the other data (its error in the log)"),
-    Case("duplicate-override", "data identity", "a key given twice (`train.lr=0.1 train.lr=0.2`)",
-         "the run directory is that of its last value, as Hydra applies it and a sweep cell names it"),
-    Case("resume-other-data", "data identity", "an unfinished run resumed with `dataset.root` at other images",
-         line("unfinished run on other data", "force=true"), ("unfinished run on other data", "force=true")),
+    Case(
+        "other-root",
+        "data identity",
+        "a finished `dataset=folder` run, then `dataset.root` at other images",
+        line("other data", "both dataset.root values", "force=true"),
+        ("other data", "force=true"),
+    ),
+    Case(
+        "edited-in-place",
+        "data identity",
+        "a finished run whose mask files were edited in place",
+        line("other data", "force=true"),
+        ("other data", "force=true"),
+    ),
+    Case(
+        "moved-root",
+        "data identity",
+        "a finished run, then the same files under another `dataset.root`",
+        "exit 0, `already finished`: the finished run is returned",
+    ),
+    Case(
+        "sweep-other-root",
+        "data identity",
+        "a multirun over a finished cell with another `dataset.root`",
+        "the cell is launched, not skipped as finished, and refuses the other data (its error in the log)",
+    ),
+    Case(
+        "duplicate-override",
+        "data identity",
+        "a key given twice (`train.lr=0.1 train.lr=0.2`)",
+        "the run directory is that of its last value, as Hydra applies it and a sweep cell names it",
+    ),
+    Case(
+        "resume-other-data",
+        "data identity",
+        "an unfinished run resumed with `dataset.root` at other images",
+        line("unfinished run on other data", "force=true"),
+        ("unfinished run on other data", "force=true"),
+    ),
 ]
 
 
@@ -95,12 +122,13 @@ def test_an_unfinished_run_does_not_resume_on_other_data(folder_runs, tmp_path, 
     assert_one_line_error(code, err, "unfinished run on other data", "force=true")
 
 
-def test_a_sweep_launches_a_finished_cell_whose_root_changed_and_it_refuses_other_data(folder_runs, tmp_path,
-                                                                                         capsys):
+def test_a_sweep_launches_a_finished_cell_whose_root_changed_and_it_refuses_other_data(folder_runs, tmp_path, capsys):
     _, other, out = folder_runs
     outputs = _output(out, tmp_path)
     code, stdout, err = cli(capsys, "run", "-m", *folder_run(other, outputs), "seed=0")
-    assert code == 1 and "Launching 1 jobs" in stdout and "Skipping" not in stdout, stdout[-3000:]  # not skipped; the cell fails
+    assert code == 1 and "Launching 1 jobs" in stdout and "Skipping" not in stdout, stdout[
+        -3000:
+    ]  # not skipped; the cell fails
     assert "other data" in err and "force=true" in err, [str(p) for p in outputs.rglob("*.json")]
 
 
@@ -109,7 +137,8 @@ def test_a_key_given_twice_names_the_run_directory_by_its_last_value():
 
     from densebench.runs.rundir import run_dir
 
-    cfg = OmegaConf.create({"output_dir": "o", "seed": 0, "dataset": {"name": "d"}, "model": {"name": "m"},
-                            "adapter": {"name": "a"}})
+    cfg = OmegaConf.create(
+        {"output_dir": "o", "seed": 0, "dataset": {"name": "d"}, "model": {"name": "m"}, "adapter": {"name": "a"}}
+    )
     assert run_dir(cfg, ["train.lr=0.1", "train.lr=0.2"]) == run_dir(cfg, ["train.lr=0.2"])
     assert run_dir(cfg, ["train.lr=0.2", "train.lr=0.1"]) != run_dir(cfg, ["train.lr=0.2"])

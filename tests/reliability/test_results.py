@@ -19,23 +19,60 @@ CASES = [
     Case("truncated-metrics", "results", "a truncated metrics.json among finished runs", SKIPPED),
     Case("foreign-metrics", "results", "a metrics.json of another tool (a JSON list)", SKIPPED),
     Case("schema-version-2", "results", "a metrics.json of schema_version 2 beside version 1", SKIPPED),
-    Case("html-escaping", "report", "class, dataset and model names and run tags holding `<script>`",
-         "report.html holds them escaped (`&lt;script&gt;`), never as markup"),
-    Case("evaluate-num-classes-0", "evaluate", "`--num-classes 0`",
-         line("--num-classes 0", "1..255"), ("--num-classes 0", "1..255")),
-    Case("evaluate-missing-prediction", "evaluate", "a ground-truth file without a prediction",
-         line("have no prediction", "g1"), ("have no prediction", "g1")),
-    Case("evaluate-extra-prediction", "evaluate", "a prediction without ground truth",
-         line("have no ground truth", "extra"), ("have no ground truth", "extra")),
-    Case("evaluate-mis-sized", "evaluate", "a prediction of another size",
-         line("g0.png", "differs from ground truth"), ("g0.png", "differs from ground truth")),
-    Case("evaluate-label-too-large", "evaluate", "a label >= --num-classes",
-         line("g0", "--num-classes"), ("g0", "--num-classes")),
-    Case("hf-token", "secrets", "`HF_TOKEN` set for a run, a failed run and the report",
-         "no file written (outputs, logs, config dumps, error records, report) and no output line holds the token"),
-    Case("failing-sweep-cell", "sweeps", "one cell of a multirun with a bad value",
-         "the other cell finishes, the failure is in its error.json and `densebench status`; the rerun skips "
-         "the finished cell and retries only the failed one"),
+    Case(
+        "html-escaping",
+        "report",
+        "class, dataset and model names and run tags holding `<script>`",
+        "report.html holds them escaped (`&lt;script&gt;`), never as markup",
+    ),
+    Case(
+        "evaluate-num-classes-0",
+        "evaluate",
+        "`--num-classes 0`",
+        line("--num-classes 0", "1..255"),
+        ("--num-classes 0", "1..255"),
+    ),
+    Case(
+        "evaluate-missing-prediction",
+        "evaluate",
+        "a ground-truth file without a prediction",
+        line("have no prediction", "g1"),
+        ("have no prediction", "g1"),
+    ),
+    Case(
+        "evaluate-extra-prediction",
+        "evaluate",
+        "a prediction without ground truth",
+        line("have no ground truth", "extra"),
+        ("have no ground truth", "extra"),
+    ),
+    Case(
+        "evaluate-mis-sized",
+        "evaluate",
+        "a prediction of another size",
+        line("g0.png", "differs from ground truth"),
+        ("g0.png", "differs from ground truth"),
+    ),
+    Case(
+        "evaluate-label-too-large",
+        "evaluate",
+        "a label >= --num-classes",
+        line("g0", "--num-classes"),
+        ("g0", "--num-classes"),
+    ),
+    Case(
+        "hf-token",
+        "secrets",
+        "`HF_TOKEN` set for a run, a failed run and the report",
+        "no file written (outputs, logs, config dumps, error records, report) and no output line holds the token",
+    ),
+    Case(
+        "failing-sweep-cell",
+        "sweeps",
+        "one cell of a multirun with a bad value",
+        "the other cell finishes, the failure is in its error.json and `densebench status`; the rerun skips "
+        "the finished cell and retries only the failed one",
+    ),
 ]
 BY_ID = {c.id: c for c in CASES}
 
@@ -59,11 +96,15 @@ def _bad_run(root: Path, name: str, text: str) -> Path:
 @pytest.mark.parametrize("case", ["truncated-metrics", "foreign-metrics", "schema-version-2"])
 def test_a_bad_metrics_json_is_named_and_the_rest_is_reported(case, results_tree, finished_run, tmp_path, capsys):
     good = json.dumps(finished_run[2])
-    text = {"truncated-metrics": good[: len(good) // 2], "foreign-metrics": "[1, 2, 3]",
-            "schema-version-2": json.dumps({**finished_run[2], "schema_version": 2})}[case]
+    text = {
+        "truncated-metrics": good[: len(good) // 2],
+        "foreign-metrics": "[1, 2, 3]",
+        "schema-version-2": json.dumps({**finished_run[2], "schema_version": 2}),
+    }[case]
     bad = _bad_run(results_tree, "seed7", text)
-    code, _, err = cli(capsys, "report", str(results_tree), "--out", str(tmp_path / "rep"), "--format", "md,json",
-                         "--no-plots")
+    code, _, err = cli(
+        capsys, "report", str(results_tree), "--out", str(tmp_path / "rep"), "--format", "md,json", "--no-plots"
+    )
     assert code == 0, err
     document = json.loads((tmp_path / "rep" / "report.json").read_text())
     text = json.dumps(document)
@@ -82,8 +123,18 @@ def test_every_user_string_is_escaped_in_the_html_report(results_tree, tmp_path,
     doc["model"]["display_name"] = f"M{evil}"
     doc["run"]["overrides"] = [*doc["run"]["overrides"], f"+tag={evil}"]
     path.write_text(json.dumps(doc))
-    code, _, err = cli(capsys, "report", str(results_tree), "--out", str(tmp_path / "rep"), "--format", "html",
-                       "--no-plots", "--per-class", f"ds{evil}")
+    code, _, err = cli(
+        capsys,
+        "report",
+        str(results_tree),
+        "--out",
+        str(tmp_path / "rep"),
+        "--format",
+        "html",
+        "--no-plots",
+        "--per-class",
+        f"ds{evil}",
+    )
     assert code == 0, err
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -99,11 +150,15 @@ def _evaluate_tree(tmp_path: Path) -> tuple[Path, Path]:
 EVALUATE = {
     "evaluate-num-classes-0": (lambda pred, gt: (pred / "g1.png").unlink(), ["--num-classes", "0"]),
     "evaluate-missing-prediction": (lambda pred, gt: (pred / "g1.png").unlink(), ["--num-classes", "2"]),
-    "evaluate-extra-prediction": (lambda pred, gt: save(pred / "extra.png", np.ones((16, 16), np.uint8)),
-                                  ["--num-classes", "2"]),
+    "evaluate-extra-prediction": (
+        lambda pred, gt: save(pred / "extra.png", np.ones((16, 16), np.uint8)),
+        ["--num-classes", "2"],
+    ),
     "evaluate-mis-sized": (lambda pred, gt: save(pred / "g0.png", np.ones((8, 16), np.uint8)), ["--num-classes", "2"]),
-    "evaluate-label-too-large": (lambda pred, gt: save(gt / "g0.png", np.full((16, 16), 5, np.uint8)),
-                                 ["--num-classes", "2"]),
+    "evaluate-label-too-large": (
+        lambda pred, gt: save(gt / "g0.png", np.full((16, 16), 5, np.uint8)),
+        ["--num-classes", "2"],
+    ),
 }
 
 
@@ -120,9 +175,14 @@ def test_hf_token_is_written_nowhere(finished_run, tmp_path, capsys, monkeypatch
     """The shared run ran with HF_TOKEN set (conftest); a failed run and the report run with it here."""
     _, run_dir, _ = finished_run
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    failed_code, out1, err1 = cli(capsys, "run", *[o for o in RUN if not o.startswith("model.variant")],
-                                  "model.pretrained=true", f"model.weights={tmp_path / 'nope.pt'}",
-                                  f"output_dir={tmp_path / 'failed'}")
+    failed_code, out1, err1 = cli(
+        capsys,
+        "run",
+        *[o for o in RUN if not o.startswith("model.variant")],
+        "model.pretrained=true",
+        f"model.weights={tmp_path / 'nope.pt'}",
+        f"output_dir={tmp_path / 'failed'}",
+    )
     report_code, out2, err2 = cli(capsys, "report", str(run_dir.parents[3]), "--out", str(tmp_path / "rep"))
     assert failed_code == 2 and report_code == 0, err2
     written = [p for root in (run_dir.parents[3], tmp_path) for p in root.rglob("*") if p.is_file()]

@@ -23,9 +23,14 @@ CASES = [
     _case("missing-file", "`model.weights` naming no file", "model.weights=", "does not exist"),
     _case("wrong-keys", "a state dict of another architecture", "w.safetensors", "does not match the architecture"),
     _case("truncated-safetensors", "a safetensors file cut in half", "w.safetensors", "re-download it"),
-    _case("folder-without-weights", "`model.weights` naming a folder without weights", "is a folder without a weights file"),
-    _case("malicious-pickle", "a pickle whose unpickling would run a command", "refusing to load", "w.pt",
-          "safetensors"),
+    _case(
+        "folder-without-weights",
+        "`model.weights` naming a folder without weights",
+        "is a folder without a weights file",
+    ),
+    _case(
+        "malicious-pickle", "a pickle whose unpickling would run a command", "refusing to load", "w.pt", "safetensors"
+    ),
 ]
 BY_ID = {c.id: c for c in CASES}
 
@@ -65,7 +70,8 @@ def _weights(name: str, tmp_path) -> str:
 @pytest.mark.parametrize("name", list(BY_ID))
 def test_bad_weights_are_one_line_naming_the_file_and_nothing_trains(name, tmp_path, capsys):
     weights = _weights(name, tmp_path)
-    code, _, err = cli(capsys, "run", *FULL, "model.pretrained=true", f"model.weights={weights}",
-                       f"output_dir={tmp_path / 'out'}")
+    code, _, err = cli(
+        capsys, "run", *FULL, "model.pretrained=true", f"model.weights={weights}", f"output_dir={tmp_path / 'out'}"
+    )
     assert_one_line_error(code, err, *BY_ID[name].needles)
     assert not list((tmp_path / "out").rglob("last.pt")) and not (tmp_path / "PWNED").exists()

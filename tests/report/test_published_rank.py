@@ -63,8 +63,18 @@ def test_a_dataset_config_meets_the_published_column_of_its_published_key(tmp_pa
     doc = json.loads((run / "metrics.json").read_text())
     doc["config"]["dataset"]["published_key"] = "GlaS"  # as a user's dataset config would record it
     (run / "metrics.json").write_text(json.dumps(doc))
-    main([str(tmp_path / "runs"), "--published", str(published), "--out", str(tmp_path / "report"), "--format", "json",
-          "--no-plots"])
+    main(
+        [
+            str(tmp_path / "runs"),
+            "--published",
+            str(published),
+            "--out",
+            str(tmp_path / "report"),
+            "--format",
+            "json",
+            "--no-plots",
+        ]
+    )
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     (cell,) = report["published_rank"]["cells"]
     assert cell["dataset"] == "my_glas_copy" and cell["block"] == "GlaS" and cell["n_published"] == 17

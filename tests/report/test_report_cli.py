@@ -19,17 +19,26 @@ FORMATS = {"md": "report.md", "tex": "tables.tex", "html": "report.html", "json"
 
 
 @pytest.fixture(scope="module")
-def out(tmp_path_factory: pytest.TempPathFactory, make_sweep: Callable[[Path], Path],
-        write_run: Callable[..., Path]) -> Path:
+def out(
+    tmp_path_factory: pytest.TempPathFactory, make_sweep: Callable[[Path], Path], write_run: Callable[..., Path]
+) -> Path:
     """One full report (all formats, plots) of a partial sweep plus a LoRA-rank and an input-size ablation,
     with published results for two of its cells and a paired bootstrap."""
     base = tmp_path_factory.mktemp("cli")
     runs = make_sweep(base / "outputs")
     for (dataset, model, adapter), dice in {
-        ("rings", "a", "frozen"): 0.9, ("rings", "b", "frozen"): 0.8, ("rings", "c", "frozen"): 0.7,
-        ("rings", "a", "lora"): 0.92, ("rings", "b", "lora"): 0.85, ("rings", "c", "lora"): 0.6,
-        ("rings", "a", "full"): 0.91, ("rings", "b", "full"): 0.84, ("rings", "c", "full"): 0.75,
-        ("glas", "a", "full"): 0.82, ("glas", "b", "full"): 0.78, ("glas", "c", "full"): 0.7,
+        ("rings", "a", "frozen"): 0.9,
+        ("rings", "b", "frozen"): 0.8,
+        ("rings", "c", "frozen"): 0.7,
+        ("rings", "a", "lora"): 0.92,
+        ("rings", "b", "lora"): 0.85,
+        ("rings", "c", "lora"): 0.6,
+        ("rings", "a", "full"): 0.91,
+        ("rings", "b", "full"): 0.84,
+        ("rings", "c", "full"): 0.75,
+        ("glas", "a", "full"): 0.82,
+        ("glas", "b", "full"): 0.78,
+        ("glas", "c", "full"): 0.7,
     }.items():
         write_run(runs, dataset, model, adapter, 0, dice, params={"a": 3e8, "b": 8.6e7, "c": 1.1e9}[model])
     for rank, dice in ((4, 0.81), (8, 0.83)):
@@ -44,11 +53,34 @@ def out(tmp_path_factory: pytest.TempPathFactory, make_sweep: Callable[[Path], P
     published = base / "published"
     published.mkdir()
     entry = {"mean": 0.79, "ci_lower": 0.76, "ci_upper": 0.82}
-    (published / "frozen.json").write_text(json.dumps({"glas": {"a": {"Mean_Dice": entry}, "b": {"Mean_Dice": {
-        "mean": 0.60, "ci_lower": 0.55, "ci_upper": 0.65}}}}))
+    (published / "frozen.json").write_text(
+        json.dumps(
+            {
+                "glas": {
+                    "a": {"Mean_Dice": entry},
+                    "b": {"Mean_Dice": {"mean": 0.60, "ci_lower": 0.55, "ci_upper": 0.65}},
+                }
+            }
+        )
+    )
     report = base / "report"
-    assert main([str(runs), "--published", str(published), "--out", str(report),
-                 "--paired", "crag/a/full", "crag/b/full", "--n-resamples", "200"]) == 0
+    assert (
+        main(
+            [
+                str(runs),
+                "--published",
+                str(published),
+                "--out",
+                str(report),
+                "--paired",
+                "crag/a/full",
+                "crag/b/full",
+                "--n-resamples",
+                "200",
+            ]
+        )
+        == 0
+    )
     return report
 
 
@@ -57,8 +89,14 @@ def test_cli_writes_each_format(out: Path, fmt: str) -> None:
     path = out / FORMATS[fmt]
     assert path.exists()
     if fmt == "csv":
-        assert {"main_runs_frozen.csv", "model_ranks_runs.csv", "dataset_sota_runs.csv", "friedman_runs.csv",
-                "published_comparison.csv", "paired_bootstrap.csv"} <= {p.name for p in path.iterdir()}
+        assert {
+            "main_runs_frozen.csv",
+            "model_ranks_runs.csv",
+            "dataset_sota_runs.csv",
+            "friedman_runs.csv",
+            "published_comparison.csv",
+            "paired_bootstrap.csv",
+        } <= {p.name for p in path.iterdir()}
     else:
         assert path.stat().st_size > 1000
 
@@ -68,8 +106,10 @@ def test_only_the_requested_formats_are_written(sweep: Path, tmp_path: Path) -> 
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["report.json", "report.md"]
 
 
-@pytest.mark.parametrize("stem", ["strategy_boxplots_runs", "scaling_runs", "rank_ablation", "input_size",
-                                  "cd_runs_models", "cd_runs_strategies"])
+@pytest.mark.parametrize(
+    "stem",
+    ["strategy_boxplots_runs", "scaling_runs", "rank_ablation", "input_size", "cd_runs_models", "cd_runs_strategies"],
+)
 def test_plots_exist_as_png_and_svg(out: Path, stem: str) -> None:
     png, svg = out / "plots" / f"{stem}.png", out / "plots" / f"{stem}.svg"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -79,8 +119,12 @@ def test_plots_exist_as_png_and_svg(out: Path, stem: str) -> None:
 def test_report_json_has_the_machine_readable_keys(out: Path) -> None:
     doc = json.loads((out / "report.json").read_text())
     assert {"dataset_sota", "model_ranks", "strategy_summary", "main_tables", "statistics", "problems"} <= set(doc)
-    assert doc["dataset_sota"]["runs"]["glas"] == {**doc["dataset_sota"]["runs"]["glas"], "model": "a", "strategy": "lora",
-                                                   "value": pytest.approx(0.85)}
+    assert doc["dataset_sota"]["runs"]["glas"] == {
+        **doc["dataset_sota"]["runs"]["glas"],
+        "model": "a",
+        "strategy": "lora",
+        "value": pytest.approx(0.85),
+    }
     assert doc["main_tables"]["runs"]["lora"]["glas"]["b"]["n_seeds"] == 3
     assert doc["problems"][0]["error"] == "RuntimeError: CUDA out of memory"
     assert doc["statistics"]["runs"]["models"]["status"] == "done"

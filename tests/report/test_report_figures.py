@@ -46,12 +46,28 @@ def _cells(rng: np.random.Generator) -> pd.DataFrame:
     for m in range(N_MODELS):
         for d in range(6):
             for s in STRATEGIES:
-                rows.append({"source": "runs", "dataset": f"dataset_{d}", "model": f"model_{m}", "variant": "",
-                             "protocol": "", "axes": "", "strategy": s, "metric": "Mean_Dice",
-                             "value": float(rng.uniform(0.5, 0.9)), "std": np.nan, "n": 1, "ci_lower": np.nan,
-                             "ci_upper": np.nan, "input_size": 224.0, "adapter_rank": np.nan,
-                             "params": 3.0e8 + 1e6 * (m % 4) if m < 12 else 8.6e7 * (1 + m % 3),
-                             "entry": f"model_{m}", "label": f"{LONG} {m}"})
+                rows.append(
+                    {
+                        "source": "runs",
+                        "dataset": f"dataset_{d}",
+                        "model": f"model_{m}",
+                        "variant": "",
+                        "protocol": "",
+                        "axes": "",
+                        "strategy": s,
+                        "metric": "Mean_Dice",
+                        "value": float(rng.uniform(0.5, 0.9)),
+                        "std": np.nan,
+                        "n": 1,
+                        "ci_lower": np.nan,
+                        "ci_upper": np.nan,
+                        "input_size": 224.0,
+                        "adapter_rank": np.nan,
+                        "params": 3.0e8 + 1e6 * (m % 4) if m < 12 else 8.6e7 * (1 + m % 3),
+                        "entry": f"model_{m}",
+                        "label": f"{LONG} {m}",
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -59,7 +75,9 @@ def _learn_long_names(catalog: Catalog) -> None:
     for m in range(N_MODELS):
         catalog.learn("model", f"model_{m}", f"{LONG} {m}", None)
     for d in range(6):
-        catalog.learn("dataset", f"dataset_{d}", f"Dataset With A Long Display Name Number {d} [dataset.min_side=96]", None)
+        catalog.learn(
+            "dataset", f"dataset_{d}", f"Dataset With A Long Display Name Number {d} [dataset.min_side=96]", None
+        )
 
 
 def test_the_layout_check_finds_overlapping_and_cut_off_text() -> None:
@@ -73,7 +91,8 @@ def test_the_layout_check_finds_overlapping_and_cut_off_text() -> None:
 
 
 def test_every_figure_type_fits_with_many_models_and_long_names(
-        tmp_path: Path, catalog: Catalog, checked: list[tuple[str, list[str]]]) -> None:
+    tmp_path: Path, catalog: Catalog, checked: list[tuple[str, list[str]]]
+) -> None:
     _learn_long_names(catalog)
     cells = _cells(np.random.default_rng(0))
     datasets = sorted(cells["dataset"].unique())
@@ -85,20 +104,39 @@ def test_every_figure_type_fits_with_many_models_and_long_names(
     ablation = []
     for m in range(6):
         for rank in (4, 8, 16, 32, 64):
-            ablation.append({**cells.iloc[0].to_dict(), "model": f"model_{m}", "strategy": "lora", "adapter_rank": float(rank),
-                             "value": 0.7 + 0.001 * rank, "protocol": "train.epochs=3" if m % 2 else ""})
+            ablation.append(
+                {
+                    **cells.iloc[0].to_dict(),
+                    "model": f"model_{m}",
+                    "strategy": "lora",
+                    "adapter_rank": float(rank),
+                    "value": 0.7 + 0.001 * rank,
+                    "protocol": "train.epochs=3" if m % 2 else "",
+                }
+            )
         ablation.append({**cells.iloc[0].to_dict(), "model": f"model_{m}", "strategy": "full", "value": 0.8})
         for size in (224, 448, 672, 896, 1022):
-            ablation.append({**cells.iloc[0].to_dict(), "model": f"model_{m}", "strategy": "frozen",
-                             "input_size": float(size), "value": 0.6 + size / 1e4})
+            ablation.append(
+                {
+                    **cells.iloc[0].to_dict(),
+                    "model": f"model_{m}",
+                    "strategy": "frozen",
+                    "input_size": float(size),
+                    "value": 0.6 + size / 1e4,
+                }
+            )
     sweep = pd.DataFrame(ablation)
     plots.rank_ablation(sweep, catalog, "Mean_Dice", tmp_path / "rank")
     plots.input_size_plot(sweep, catalog, "Mean_Dice", tmp_path / "size")
     ranks = {f"{LONG} {m}": 1 + 16 * m / N_MODELS for m in range(N_MODELS)}
     names = sorted(ranks, key=ranks.get)
-    plots.cd_diagram(ranks, 2.5, [names[:5], names[3:9], names[8:]],
-                     "models: 17 models ranked over N = 36 blocks (dataset × strategy cells)\nNemenyi CD (α=0.05)",
-                     tmp_path / "cd")
+    plots.cd_diagram(
+        ranks,
+        2.5,
+        [names[:5], names[3:9], names[8:]],
+        "models: 17 models ranked over N = 36 blocks (dataset × strategy cells)\nNemenyi CD (α=0.05)",
+        tmp_path / "cd",
+    )
     assert [name for name, _ in checked] == ["box", "scaling", "rank", "size", "cd"]
     assert {name: problems for name, problems in checked if problems} == {}
 
@@ -129,20 +167,35 @@ def _captured(monkeypatch: pytest.MonkeyPatch) -> list[plt.Figure]:
     return figures
 
 
-def test_a_line_joins_only_runs_that_differ_in_the_plotted_axis(monkeypatch: pytest.MonkeyPatch, catalog: Catalog) -> None:
+def test_a_line_joins_only_runs_that_differ_in_the_plotted_axis(
+    monkeypatch: pytest.MonkeyPatch, catalog: Catalog
+) -> None:
     figures = _captured(monkeypatch)
-    base = {"source": "runs", "dataset": "glas", "model": "uni", "variant": "", "strategy": "lora", "axes": "",
-            "std": np.nan, "n": 1, "input_size": 224.0, "metric": "Mean_Dice"}
-    rows = [{**base, "adapter_rank": 4.0, "value": 0.80, "protocol": "train.epochs=3"},
-            {**base, "adapter_rank": 8.0, "value": 0.82, "protocol": "train.epochs=3"},
-            {**base, "adapter_rank": 16.0, "value": 0.38, "protocol": "train.epochs=2"},  # the dip
-            {**base, "adapter_rank": 8.0, "value": 0.36, "protocol": "train.epochs=2"},
-            {**base, "adapter_rank": np.nan, "strategy": "full", "value": 0.85, "protocol": "train.epochs=3"}]
+    base = {
+        "source": "runs",
+        "dataset": "glas",
+        "model": "uni",
+        "variant": "",
+        "strategy": "lora",
+        "axes": "",
+        "std": np.nan,
+        "n": 1,
+        "input_size": 224.0,
+        "metric": "Mean_Dice",
+    }
+    rows = [
+        {**base, "adapter_rank": 4.0, "value": 0.80, "protocol": "train.epochs=3"},
+        {**base, "adapter_rank": 8.0, "value": 0.82, "protocol": "train.epochs=3"},
+        {**base, "adapter_rank": 16.0, "value": 0.38, "protocol": "train.epochs=2"},  # the dip
+        {**base, "adapter_rank": 8.0, "value": 0.36, "protocol": "train.epochs=2"},
+        {**base, "adapter_rank": np.nan, "strategy": "full", "value": 0.85, "protocol": "train.epochs=3"},
+    ]
     plots.rank_ablation(pd.DataFrame(rows), catalog, "Mean_Dice", Path("unused"))
     (fig,) = figures
     ax = fig.axes[0]
-    series = sorted(tuple(line.get_xdata()) for line in ax.get_lines() if len(line.get_xdata()) > 1
-                    and line.get_linestyle() == "-")
+    series = sorted(
+        tuple(line.get_xdata()) for line in ax.get_lines() if len(line.get_xdata()) > 1 and line.get_linestyle() == "-"
+    )
     assert series == [(4.0, 8.0), (8.0, 16.0)]  # one line per protocol, never 4 → 8 → 16 across them
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "UNI · LoRA · train.epochs=3" in labels and "UNI · LoRA · train.epochs=2" in labels

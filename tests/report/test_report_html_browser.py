@@ -96,10 +96,23 @@ def _browse(out: Path, tmp_path: Path, script: str, width: int = 1400) -> tuple[
     harness = out / "harness.html"
     harness.write_text(page.replace("<head>", "<head>" + RECORD_ERRORS, 1).replace("</body>", script + "</body>"))
     proc = subprocess.run(
-        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-extensions", "--no-first-run",
-         f"--window-size={width},1000", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
-         "--dump-dom", harness.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-extensions",
+            "--no-first-run",
+            f"--window-size={width},1000",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            harness.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     match = re.search(r'<pre id="harness-result">(.*?)</pre>', proc.stdout, re.S)
     assert match, f"no harness output; chromium said: {proc.stderr[-2000:]}"
     text = match.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -39,12 +39,22 @@ def _mixed_sweep(root: Path, write_run: Callable[..., Path], epochs: dict[str, i
                 if epochs:
                     overrides.append(f"train.epochs={epochs[model]}")
                     settings["train.epochs"] = epochs[model]
-                write_run(root, dataset, model, adapter, 0, DICE[model] - 0.01 * d - 0.02 * s + 0.001 * i,
-                          overrides=overrides, settings=settings, rank=16 if adapter == "lora" else None)
+                write_run(
+                    root,
+                    dataset,
+                    model,
+                    adapter,
+                    0,
+                    DICE[model] - 0.01 * d - 0.02 * s + 0.001 * i,
+                    overrides=overrides,
+                    settings=settings,
+                    rank=16 if adapter == "lora" else None,
+                )
 
 
 def test_mixed_spellings_give_one_leaderboard_row_per_backbone_and_a_friedman_test(
-        tmp_path: Path, write_run: Callable[..., Path], catalog: Catalog) -> None:
+    tmp_path: Path, write_run: Callable[..., Path], catalog: Catalog
+) -> None:
     _mixed_sweep(tmp_path / "outputs", write_run)
     report = build_report(load_runs([tmp_path / "outputs"], catalog), catalog, Options(plots=False), tmp_path / "r")
     ranks = report.document["model_ranks"]["runs"]
@@ -53,22 +63,28 @@ def test_mixed_spellings_give_one_leaderboard_row_per_backbone_and_a_friedman_te
     assert report.document["statistics"]["runs"]["models"]["n_blocks"] == 4
 
 
-def test_a_setting_equal_to_its_default_does_not_count(tmp_path: Path, write_run: Callable[..., Path],
-                                                       catalog: Catalog) -> None:
+def test_a_setting_equal_to_its_default_does_not_count(
+    tmp_path: Path, write_run: Callable[..., Path], catalog: Catalog
+) -> None:
     root = tmp_path / "outputs"
-    write_run(root, "glas", "uni", "lora", 0, 0.8, rank=16, overrides=["adapter.rank=16"], settings={"adapter.rank": 16})
+    write_run(
+        root, "glas", "uni", "lora", 0, 0.8, rank=16, overrides=["adapter.rank=16"], settings={"adapter.rank": 16}
+    )
     write_run(root, "glas", "uni", "lora", 1, 0.7, rank=16)
     values = load_runs([root], catalog).values
     assert set(values["axes"]) == {""} and set(values["variant"]) == {""}
     assert aggregate(values, catalog).query("metric == 'Mean_Dice'")["n"].tolist() == [2]
 
 
-def test_settings_are_split_into_model_dataset_protocol_and_axes(tmp_path: Path, write_run: Callable[..., Path],
-                                                                 catalog: Catalog) -> None:
+def test_settings_are_split_into_model_dataset_protocol_and_axes(
+    tmp_path: Path, write_run: Callable[..., Path], catalog: Catalog
+) -> None:
     root = tmp_path / "outputs"
     write_run(root, "glas", "uni", "lora", 0, 0.8, rank=16)
     write_run(root, "glas", "uni", "lora", 0, 0.7, rank=4, overrides=["adapter.rank=4"], settings={"adapter.rank": 4})
-    write_run(root, "glas", "uni", "lora", 0, 0.6, overrides=["model.pretrained=false"], settings={"model.pretrained": False})
+    write_run(
+        root, "glas", "uni", "lora", 0, 0.6, overrides=["model.pretrained=false"], settings={"model.pretrained": False}
+    )
     write_run(root, "glas", "uni", "lora", 0, 0.5, overrides=["train.epochs=3"], settings={"train.epochs": 3})
     write_run(root, "glas", "uni", "lora", 0, 0.4, overrides=["dataset.min_side=96"], settings={"dataset.min_side": 96})
     rows = load_runs([root], catalog).values.query("metric == 'Mean_Dice'").set_index("value")
@@ -79,8 +95,9 @@ def test_settings_are_split_into_model_dataset_protocol_and_axes(tmp_path: Path,
     assert rows.loc[0.8, ["variant", "protocol", "axes", "dataset"]].tolist() == ["", "", "", "glas"]
 
 
-def test_each_protocol_gets_its_own_leaderboard_and_a_note(tmp_path: Path, write_run: Callable[..., Path],
-                                                           catalog: Catalog) -> None:
+def test_each_protocol_gets_its_own_leaderboard_and_a_note(
+    tmp_path: Path, write_run: Callable[..., Path], catalog: Catalog
+) -> None:
     _mixed_sweep(tmp_path / "outputs", write_run, epochs={"uni": 3, "virchow2": 3, "gigapath": 3, "hoptimus0": 2})
     report = build_report(load_runs([tmp_path / "outputs"], catalog), catalog, Options(plots=False), tmp_path / "r")
     ranks = report.document["model_ranks"]
@@ -90,8 +107,9 @@ def test_each_protocol_gets_its_own_leaderboard_and_a_note(tmp_path: Path, write
     assert any("never ranked together" in n and "train.epochs=2 (4 runs)" in n for n in report.notes)
 
 
-def test_a_statistic_that_cannot_be_made_says_why(tmp_path: Path, write_run: Callable[..., Path],
-                                                   catalog: Catalog) -> None:
+def test_a_statistic_that_cannot_be_made_says_why(
+    tmp_path: Path, write_run: Callable[..., Path], catalog: Catalog
+) -> None:
     root = tmp_path / "outputs"
     write_run(root, "glas", "uni", "frozen", 0, 0.8)
     write_run(root, "glas", "virchow2", "frozen", 0, 0.7)
@@ -112,8 +130,9 @@ def test_without_configs_overrides_are_compared_as_typed_values(tmp_path: Path, 
     assert [r["model"] for r in report.document["model_ranks"]["runs"]] == ["a", "b", "c"]
 
 
-def test_a_group_choice_equal_to_the_default_does_not_count(tmp_path: Path, write_run: Callable[..., Path],
-                                                            catalog: Catalog) -> None:
+def test_a_group_choice_equal_to_the_default_does_not_count(
+    tmp_path: Path, write_run: Callable[..., Path], catalog: Catalog
+) -> None:
     root = tmp_path / "outputs"
     write_run(root, "glas", "uni", "frozen", 0, 0.8, overrides=["train=paper"])
     write_run(root, "glas", "virchow2", "frozen", 0, 0.7)

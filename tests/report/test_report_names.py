@@ -15,10 +15,14 @@ def catalog(tmp_path: Path) -> Catalog:
     (tmp_path / "dataset").mkdir()
     (tmp_path / "adapter").mkdir()
     (tmp_path / "model" / "uni.yaml").write_text(
-        "name: uni\ndisplay_name: UNI\npublished_key: uni_v1\npublished_params: 303350784\n")
+        "name: uni\ndisplay_name: UNI\npublished_key: uni_v1\npublished_params: 303350784\n"
+    )
     (tmp_path / "dataset" / "glas.yaml").write_text(
-        "# @package _global_\ndataset:\n  name: glas\n  display_name: GlaS\n  published_key: GlaS\n  level: gland\n")
-    (tmp_path / "dataset" / "mynuclei.yaml").write_text("# @package _global_\ndataset:\n  name: mynuclei\n  level: nuclei\n")
+        "# @package _global_\ndataset:\n  name: glas\n  display_name: GlaS\n  published_key: GlaS\n  level: gland\n"
+    )
+    (tmp_path / "dataset" / "mynuclei.yaml").write_text(
+        "# @package _global_\ndataset:\n  name: mynuclei\n  level: nuclei\n"
+    )
     (tmp_path / "adapter" / "cnn.yaml").write_text("name: cnn\ndisplay_name: CNN Adapter\n")
     return Catalog.load(tmp_path)
 
@@ -49,8 +53,17 @@ def test_categories_follow_the_paper_website_then_the_config_level(catalog: Cata
     assert catalog.category("synthetic_thing") == "Other"
 
 
-@pytest.mark.parametrize("value, expected", [(303350784, 303350784.0), ("303M", 303e6), ("1.1B", 1.1e9),
-                                             ({"value": 86e6, "source": "paper"}, 86e6), (None, None), ("many", None)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (303350784, 303350784.0),
+        ("303M", 303e6),
+        ("1.1B", 1.1e9),
+        ({"value": 86e6, "source": "paper"}, 86e6),
+        (None, None),
+        ("many", None),
+    ],
+)
 def test_parameter_counts_are_read_from_numbers_suffixes_or_mappings(value, expected) -> None:
     assert parse_count(value) == expected
 

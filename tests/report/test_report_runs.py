@@ -121,8 +121,10 @@ def test_unknown_metric_names_the_available_ones(sweep: Path, tmp_path: Path) ->
 
 def test_instance_metrics_are_tabulated_where_runs_have_them(tmp_path: Path, write_run) -> None:
     root = tmp_path / "outputs"
-    instance = {"metrics": {"PQ": 0.55, "AJI": 0.5},
-                "bootstrap": {"metrics": {"PQ": {"mean": 0.54, "ci_lower": 0.5, "ci_upper": 0.58}}}}
+    instance = {
+        "metrics": {"PQ": 0.55, "AJI": 0.5},
+        "bootstrap": {"metrics": {"PQ": {"mean": 0.54, "ci_lower": 0.5, "ci_upper": 0.58}}},
+    }
     write_run(root, "glas", "a", "frozen", 0, 0.8, instance=instance)
     write_run(root, "glas", "b", "frozen", 0, 0.7)
     report = _report(root, tmp_path)

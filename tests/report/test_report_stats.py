@@ -19,18 +19,40 @@ from densebench.report.stats import Arm, cliques, friedman, nemenyi_cd, paired_b
 
 def _cells(table: dict[tuple[str, str, str], float]) -> pd.DataFrame:
     """Cells from {(dataset, strategy, model): value} of one source."""
-    rows = [{"run": f"{d}/{s}/{m}", "source": "runs", "dataset": d, "model": m, "strategy": s, "variant": "", "seed": 0,
-             "metric": "Mean_Dice", "value": v, "point": v, "ci_lower": math.nan, "ci_upper": math.nan,
-             "input_size": math.nan, "adapter_rank": math.nan, "params": math.nan}
-            for (d, s, m), v in table.items()]
+    rows = [
+        {
+            "run": f"{d}/{s}/{m}",
+            "source": "runs",
+            "dataset": d,
+            "model": m,
+            "strategy": s,
+            "variant": "",
+            "seed": 0,
+            "metric": "Mean_Dice",
+            "value": v,
+            "point": v,
+            "ci_lower": math.nan,
+            "ci_upper": math.nan,
+            "input_size": math.nan,
+            "adapter_rank": math.nan,
+            "params": math.nan,
+        }
+        for (d, s, m), v in table.items()
+    ]
     return aggregate(pd.DataFrame(rows, columns=VALUE_COLUMNS), Catalog())
 
 
 def test_tied_models_share_the_average_rank_and_order_is_by_average() -> None:
-    cells = _cells({
-        ("d1", "frozen", "A"): 0.9, ("d1", "frozen", "B"): 0.9, ("d1", "frozen", "C"): 0.5,  # A, B: 1.5; C: 3
-        ("d2", "frozen", "A"): 0.7, ("d2", "frozen", "B"): 0.8, ("d2", "frozen", "C"): 0.9,  # A 3, B 2, C 1
-    })
+    cells = _cells(
+        {
+            ("d1", "frozen", "A"): 0.9,
+            ("d1", "frozen", "B"): 0.9,
+            ("d1", "frozen", "C"): 0.5,  # A, B: 1.5; C: 3
+            ("d2", "frozen", "A"): 0.7,
+            ("d2", "frozen", "B"): 0.8,
+            ("d2", "frozen", "C"): 0.9,  # A 3, B 2, C 1
+        }
+    )
     ranks = model_ranks(cells).set_index("entry")
     assert ranks["avg_rank"].to_dict() == {"B": 1.75, "C": 2.0, "A": 2.25}
     assert list(ranks.index) == ["B", "C", "A"]
@@ -38,8 +60,15 @@ def test_tied_models_share_the_average_rank_and_order_is_by_average() -> None:
 
 
 def test_a_model_missing_from_a_cell_is_ranked_only_where_it_ran() -> None:
-    cells = _cells({("d1", "lora", "A"): 0.9, ("d1", "lora", "B"): 0.8,
-                    ("d2", "lora", "A"): 0.1, ("d2", "lora", "B"): 0.5, ("d2", "lora", "C"): 0.9})
+    cells = _cells(
+        {
+            ("d1", "lora", "A"): 0.9,
+            ("d1", "lora", "B"): 0.8,
+            ("d2", "lora", "A"): 0.1,
+            ("d2", "lora", "B"): 0.5,
+            ("d2", "lora", "C"): 0.9,
+        }
+    )
     ranks = model_ranks(cells).set_index("entry")
     assert ranks.loc["C", "n_cells"] == 1 and ranks.loc["C", "avg_rank"] == 1.0
     assert ranks.loc["A", "avg_rank"] == 2.0  # 1 in d1, 3 in d2
@@ -68,8 +97,11 @@ def test_nemenyi_critical_difference_matches_demsar_table() -> None:
 
 
 def test_friedman_skips_with_a_reason_when_blocks_are_too_few() -> None:
-    result = friedman(_cells({("d1", "frozen", "A"): 0.5, ("d1", "frozen", "B"): 0.6, ("d1", "frozen", "C"): 0.7}),
-                      ["dataset"], "entry")
+    result = friedman(
+        _cells({("d1", "frozen", "A"): 0.5, ("d1", "frozen", "B"): 0.6, ("d1", "frozen", "C"): 0.7}),
+        ["dataset"],
+        "entry",
+    )
     assert result["status"] == "skipped" and "≥2 complete blocks" in result["reason"]
 
 
@@ -142,8 +174,11 @@ def test_scaling_correlates_parameters_with_means_over_shared_cells() -> None:
     cells["params"] = cells["model"].map({"A": 1e8, "B": 3e8, "C": 6e8, "D": None})
     result = scaling(cells, ["frozen"])
     assert result["skipped_no_params"] == ["D"]
-    assert result["points"]["frozen"] == {"A": [1e8, pytest.approx(0.55)], "B": [3e8, pytest.approx(0.65)],
-                                          "C": [6e8, pytest.approx(0.6)]}
+    assert result["points"]["frozen"] == {
+        "A": [1e8, pytest.approx(0.55)],
+        "B": [3e8, pytest.approx(0.65)],
+        "C": [6e8, pytest.approx(0.6)],
+    }
     expected = scipy_stats.spearmanr([1e8, 3e8, 6e8], [0.55, 0.65, 0.6])
     assert result["by_strategy"]["frozen"]["rho"] == pytest.approx(expected.statistic)
     assert result["overall"]["n_models"] == 3

@@ -37,8 +37,9 @@ def _free_port() -> int:
 def _execute_fp64(rank: int, world: int, out: str, port: int) -> None:
     """Train and test one run in float64 (patched in), as rank `rank` of `world` gloo processes."""
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     build_model, for_backbone = setup.build_model, setup.Normalizer.for_backbone
     setup.build_model = lambda cfg, n: build_model(cfg, n).double()
     setup.Normalizer.for_backbone = classmethod(lambda cls, b, d: _Double(for_backbone(b, d)))
@@ -117,9 +118,20 @@ def test_torchrun_two_processes_match_one_within_float32_noise(tmp_path):
     import sys
 
     two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "densebench", *args,
-         f"output_dir={tmp_path / 'two'}"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "densebench",
+            *args,
+            f"output_dir={tmp_path / 'two'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"},
     )
     assert two.returncode == 0, two.stderr[-3000:]
@@ -132,9 +144,19 @@ def test_torchrun_two_processes_match_one_within_float32_noise(tmp_path):
 @pytest.mark.slow
 def test_a_multi_task_submitit_job_trains_its_cell_with_ddp(tmp_path):
     """tasks_per_node=2: submitit's SLURM-style variables become torch's, the two tasks form one gloo group."""
-    proc = densebench("run", "-m", "experiment=smoke", "adapter=frozen", "seed=0", "hydra/launcher=submitit_local",
-                      "hydra.launcher.tasks_per_node=2", *TINY, "train.epochs=1", f"output_dir={tmp_path}",
-                      env={"OMP_NUM_THREADS": "1"})
+    proc = densebench(
+        "run",
+        "-m",
+        "experiment=smoke",
+        "adapter=frozen",
+        "seed=0",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.tasks_per_node=2",
+        *TINY,
+        "train.epochs=1",
+        f"output_dir={tmp_path}",
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (log,) = list(tmp_path.rglob("log.jsonl"))
     assert len(log.read_text().splitlines()) == 1  # rank 0 alone wrote

@@ -21,13 +21,24 @@ def metrics_files(root):
 
 
 def test_submitit_local_runs_a_2x2_grid_and_a_rerun_launches_nothing(tmp_path):
-    args = ["run", "-m", "experiment=smoke", "hydra/launcher=submitit_local", f"output_dir={tmp_path}", *TINY,
-            "train.epochs=1"]
+    args = [
+        "run",
+        "-m",
+        "experiment=smoke",
+        "hydra/launcher=submitit_local",
+        f"output_dir={tmp_path}",
+        *TINY,
+        "train.epochs=1",
+    ]
     first = densebench(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     files = metrics_files(tmp_path)
     assert [f"{p.parent.parent.name}/{p.parent.name[:5]}" for p in files] == [
-        "frozen/seed0", "frozen/seed1", "full/seed0", "full/seed1"]
+        "frozen/seed0",
+        "frozen/seed1",
+        "full/seed0",
+        "full/seed1",
+    ]
     assert all(json.loads(p.read_text())["status"] == "complete" for p in files)
     (manifest,) = tmp_path.glob("multirun/*/cells.json")
     assert sorted(c.run_dir for c in read_manifest(manifest)) == [p.parent for p in files]
@@ -65,7 +76,10 @@ def test_a_failing_cell_does_not_stop_the_grid_which_ends_with_a_summary_and_fai
     assert exit_info.value.code == 1  # a mixed sweep: one cell done, one failed
     summary = capsys.readouterr().out
     assert "sweep: 2 cells: 1 done, 0 skipped, 1 failed" in summary
-    assert "failed synthetic · demo_vit · frozen · seed 0" in summary and "ConfigError: train.loss=nope is not known" in summary
+    assert (
+        "failed synthetic · demo_vit · frozen · seed 0" in summary
+        and "ConfigError: train.loss=nope is not known" in summary
+    )
     (done,) = metrics_files(tmp_path)
     (error_file,) = tmp_path.rglob("error.json")
     error = json.loads(error_file.read_text())
@@ -85,8 +99,17 @@ def test_a_failing_cell_does_not_stop_the_grid_which_ends_with_a_summary_and_fai
 def test_a_grid_whose_cells_cannot_resolve_launches_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("DENSEBENCH_DATA", raising=False)
     with pytest.raises(SystemExit) as exit_info:
-        main(["run", "-m", "experiment=paper_grid", "model=uni", "dataset=glas,crag", "adapter=frozen",
-              f"output_dir={tmp_path}"])
+        main(
+            [
+                "run",
+                "-m",
+                "experiment=paper_grid",
+                "model=uni",
+                "dataset=glas,crag",
+                "adapter=frozen",
+                f"output_dir={tmp_path}",
+            ]
+        )
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Environment variable 'DENSEBENCH_DATA' not found\"; nothing launched" in err
     assert "Traceback" not in err and not list(tmp_path.rglob("cells.json")) and not list(tmp_path.rglob("seed*"))
@@ -94,8 +117,18 @@ def test_a_grid_whose_cells_cannot_resolve_launches_nothing(tmp_path, monkeypatc
 
 def test_an_all_failed_sweep_runs_every_cell_and_exits_non_zero(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["run", "-m", f"output_dir={tmp_path}", "model.variant=tiny", "progress=none", "dataset=folder",
-              f"dataset.root={tmp_path / 'no-data'}", "adapter=frozen,cnn"])
+        main(
+            [
+                "run",
+                "-m",
+                f"output_dir={tmp_path}",
+                "model.variant=tiny",
+                "progress=none",
+                "dataset=folder",
+                f"dataset.root={tmp_path / 'no-data'}",
+                "adapter=frozen,cnn",
+            ]
+        )
     out = capsys.readouterr()
     assert exit_info.value.code == 1
     assert "sweep: 2 cells: 0 done, 0 skipped, 2 failed" in out.out

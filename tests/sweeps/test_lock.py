@@ -42,8 +42,12 @@ def test_a_held_run_directory_cannot_be_taken_until_released(tmp_path):
 
 def test_a_lock_left_by_a_killed_process_is_stale_and_taken_over(tmp_path):
     run = tmp_path / "seed0"
-    child = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     try:
         assert child.stdout.readline().strip() == "held"
         with pytest.raises(RunLocked, match=f"pid {child.pid}"):
@@ -60,15 +64,17 @@ def test_a_lock_left_by_a_killed_process_is_stale_and_taken_over(tmp_path):
 def test_another_hosts_lock_lives_while_its_heartbeat_is_fresh(tmp_path, monkeypatch):
     run = tmp_path / "seed0"
     path = lock_path(run)
-    path.write_text(json.dumps({"host": "node-17", "pid": 1, "pid_started": 0, "job": "4242", "token": "x",
-                                "since": "then"}))
+    path.write_text(
+        json.dumps({"host": "node-17", "pid": 1, "pid_started": 0, "job": "4242", "token": "x", "since": "then"})
+    )
     with pytest.raises(RunLocked, match="pid 1 on node-17"):
         RunLock(run, stale_s=60).acquire()
     os.utime(path, (time.time() - 120, time.time() - 120))
     with RunLock(run, stale_s=60):
         pass
-    path.write_text(json.dumps({"host": "node-17", "pid": 1, "pid_started": 0, "job": "4242", "token": "x",
-                                "since": "then"}))
+    path.write_text(
+        json.dumps({"host": "node-17", "pid": 1, "pid_started": 0, "job": "4242", "token": "x", "since": "then"})
+    )
     monkeypatch.setenv("SLURM_JOB_ID", "4242")  # our own job, requeued here: its old lock is ours to take
     with RunLock(run, stale_s=60):
         pass

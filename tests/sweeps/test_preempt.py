@@ -72,8 +72,13 @@ def test_runs_stopped_mid_epoch_and_mid_validation_resume_to_the_uninterrupted_r
 
 def test_sigterm_ends_the_cli_run_after_one_step_with_a_checkpoint_and_status_143(tmp_path):
     args = ["run", *TINY, f"output_dir={tmp_path}"]
-    proc = subprocess.Popen([sys.executable, "-m", "densebench", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "densebench", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not list(tmp_path.rglob(".*.lock")):  # the run has started
         time.sleep(0.02)
@@ -96,9 +101,12 @@ def test_under_submitit_sigusr2_requeues_the_job_which_resumes_to_the_uninterrup
     assert reference.returncode == 0, reference.stderr[-2000:]
     out = tmp_path / "sweep"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "densebench", "run", "-m", "hydra/launcher=submitit_local", *cell,
-         f"output_dir={out}"],
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-m", "densebench", "run", "-m", "hydra/launcher=submitit_local", *cell, f"output_dir={out}"],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not list(out.rglob(".*.lock")):
         time.sleep(0.02)

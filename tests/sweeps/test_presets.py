@@ -20,8 +20,11 @@ PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 # The paper's models: every model config with published results; its datasets: every benchmark dataset config
 # (not the demo's synthetic data, not the user-data formats).
 PAPER_MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml") if OmegaConf.load(p).published_key)
-PAPER_DATASETS = sorted(p.stem for p in (CONFIGS / "dataset").glob("*.yaml")
-                        if OmegaConf.load(p).get("level") in ("tissue", "nuclei", "gland"))
+PAPER_DATASETS = sorted(
+    p.stem
+    for p in (CONFIGS / "dataset").glob("*.yaml")
+    if OmegaConf.load(p).get("level") in ("tissue", "nuclei", "gland")
+)
 
 
 def sweep_params(name: str) -> dict[str, list[str]]:
@@ -31,8 +34,13 @@ def sweep_params(name: str) -> dict[str, list[str]]:
 
 def missing_configs(name: str) -> list[str]:
     """Swept group choices without a config file."""
-    return [f"{group}/{choice}" for group, choices in sweep_params(name).items() if (CONFIGS / group).is_dir()
-            for choice in choices if not (CONFIGS / group / f"{choice}.yaml").is_file()]
+    return [
+        f"{group}/{choice}"
+        for group, choices in sweep_params(name).items()
+        if (CONFIGS / group).is_dir()
+        for choice in choices
+        if not (CONFIGS / group / f"{choice}.yaml").is_file()
+    ]
 
 
 def compose_cell(name: str, *overrides: str):
@@ -73,8 +81,19 @@ def test_the_rank_ablation_arms_set_adapter_and_rank():
     assert compose_cell("lora_rank", "finetune=full").adapter.name == "full"
 
 
-@pytest.mark.parametrize("target,patch,size", [(224, 14, 224), (448, 14, 448), (1024, 14, 1022), (1024, 16, 1024),
-                                                (672, 8, 672), (1000, 14, 994), (1001, 14, 1008), (5, 16, 16)])
+@pytest.mark.parametrize(
+    "target,patch,size",
+    [
+        (224, 14, 224),
+        (448, 14, 448),
+        (1024, 14, 1022),
+        (1024, 16, 1024),
+        (672, 8, 672),
+        (1000, 14, 994),
+        (1001, 14, 1008),
+        (5, 16, 16),
+    ],
+)
 def test_input_size_target_is_the_nearest_multiple_of_the_patch_size(target, patch, size):
     assert nearest_patch_multiple(target, patch, "m") == size
 
@@ -95,11 +114,14 @@ def test_input_size_target_sets_the_run_input_size(compose_cfg):
 
 
 @pytest.mark.filterwarnings("ignore:(?s).*validated against ConfigStore schema:UserWarning")
-@pytest.mark.parametrize("launcher,expected", [
-    ("submitit_slurm", {"gpus_per_node": 1, "tasks_per_node": 1, "timeout_min": 720, "max_num_timeout": 20}),
-    ("submitit_local", {"tasks_per_node": 1}),
-    ("joblib", {"n_jobs": 1}),
-])
+@pytest.mark.parametrize(
+    "launcher,expected",
+    [
+        ("submitit_slurm", {"gpus_per_node": 1, "tasks_per_node": 1, "timeout_min": 720, "max_num_timeout": 20}),
+        ("submitit_local", {"tasks_per_node": 1}),
+        ("joblib", {"n_jobs": 1}),
+    ],
+)
 def test_launchers_carry_densebench_defaults(launcher, expected, monkeypatch):
     monkeypatch.setenv("SBATCH_PARTITION", "gpu-long")
     cfg = compose_cell("smoke", f"hydra/launcher={launcher}").hydra.launcher

@@ -10,8 +10,11 @@ import tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 # launcher config name -> the distribution that provides its Hydra plugin
-PLUGIN = {"joblib": "hydra-joblib-launcher", "submitit_slurm": "hydra-submitit-launcher",
-          "submitit_local": "hydra-submitit-launcher"}
+PLUGIN = {
+    "joblib": "hydra-joblib-launcher",
+    "submitit_slurm": "hydra-submitit-launcher",
+    "submitit_local": "hydra-submitit-launcher",
+}
 
 
 def _names(requirements: list[str]) -> set[str]:
@@ -34,7 +37,8 @@ def test_every_launcher_in_the_readme_is_installed_by_the_readme_s_install() -> 
         installs = re.findall(r'pip install -e "?\.\[(\w+)\]', readme[:first_use])
         assert any(plugin in extras.get(extra, set()) for extra in installs), (
             f"hydra/launcher={launcher} needs {plugin}, which neither the base install nor an extra the README "
-            "installs before it provides")
+            "installs before it provides"
+        )
 
 
 def test_hydra_finds_the_joblib_launcher_plugin() -> None:

@@ -30,7 +30,12 @@ def test_each_state_follows_from_the_run_directory(tmp_path):
     (running / "error.json").write_text("{}")  # an earlier failure, being rerun now
     with RunLock(running):
         assert [state(p) for p in (done, failed, interrupted, running, missing)] == [
-            "done", "failed", "interrupted", "running", "missing"]
+            "done",
+            "failed",
+            "interrupted",
+            "running",
+            "missing",
+        ]
 
 
 def test_a_manifest_round_trips_and_survives_moving_the_output_tree(tmp_path):
@@ -48,7 +53,9 @@ def test_groups_are_what_tells_cells_apart_beyond_adapter_and_seed():
     root = Path("/o")
     assert variant_labels([cell(root, "frozen", 0), cell(root, "frozen", 1)]) == ["", ""]
     assert variant_labels([cell(root, "lora", 0, "finetune=lora_r4"), cell(root, "lora", 0, "finetune=lora_r8")]) == [
-        "finetune=lora_r4", "finetune=lora_r8"]
+        "finetune=lora_r4",
+        "finetune=lora_r8",
+    ]
 
 
 def test_status_reads_at_80_columns_with_one_table_per_group_and_no_cut_names(tmp_path):
@@ -60,8 +67,9 @@ def test_status_reads_at_80_columns_with_one_table_per_group_and_no_cut_names(tm
         for adapter in ("frozen", "lora", "dora", "cnn", "transformer", "full"):
             for seed in (0, 1):
                 overrides = (f"adapter={adapter}", f"seed={seed}", extra)
-                cells.append(Cell(overrides, tmp_path / f"s{sweep}" / adapter / f"seed{seed}", "glas", long_model,
-                                  adapter, seed))
+                cells.append(
+                    Cell(overrides, tmp_path / f"s{sweep}" / adapter / f"seed{seed}", "glas", long_model, adapter, seed)
+                )
     console = Console(width=80, record=True, color_system=None)
     render(tmp_path, cells, console)
     text = console.export_text()
@@ -94,7 +102,8 @@ def test_status_without_a_sweep_lists_the_run_directories_it_finds(tmp_path, cap
         run = tmp_path / "glas" / "uni" / adapter / "seed0"
         run.mkdir(parents=True)
         (run / "config.yaml").write_text(
-            f"seed: 0\ndataset: {{name: glas}}\nmodel: {{name: uni}}\nadapter: {{name: {adapter}}}\n")
+            f"seed: 0\ndataset: {{name: glas}}\nmodel: {{name: uni}}\nadapter: {{name: {adapter}}}\n"
+        )
         if finished:
             (run / "metrics.json").write_text(json.dumps({"status": "complete"}))
         else:
@@ -109,7 +118,9 @@ def test_status_shows_single_runs_beside_a_sweep(tmp_path, capsys):
     write_manifest(tmp_path / "multirun" / "a", cells)
     single = tmp_path / "crag" / "virchow2" / "full" / "seed0"
     single.mkdir(parents=True)
-    (single / "config.yaml").write_text("seed: 0\ndataset: {name: crag}\nmodel: {name: virchow2}\nadapter: {name: full}\n")
+    (single / "config.yaml").write_text(
+        "seed: 0\ndataset: {name: crag}\nmodel: {name: virchow2}\nadapter: {name: full}\n"
+    )
     (single / "metrics.json").write_text(json.dumps({"status": "complete", "run": {"overrides": ["model=virchow2"]}}))
     assert main_status(tmp_path) == 0
     out = capsys.readouterr().out

@@ -61,17 +61,26 @@ def low_rank_targets(backbone: Backbone, adapter: str) -> dict[str, Any]:
     per_block = sorted(set(counts.values()))
     first_block = next(iter(counts))
     prefix = f"{first_block[0]}.{first_block[1]}."
-    names = [n[len(prefix):] for n in matched if n.startswith(prefix)]
-    return {"target_set": target_set, "pattern": regex, "modules": len(matched), "blocks": len(counts),
-            "per_block": per_block[0], "names_in_block": names}
+    names = [n[len(prefix) :] for n in matched if n.startswith(prefix)]
+    return {
+        "target_set": target_set,
+        "pattern": regex,
+        "modules": len(matched),
+        "blocks": len(counts),
+        "per_block": per_block[0],
+        "names_in_block": names,
+    }
 
 
 def decoder_layers(backbone: Backbone) -> str:
     """Which block's tokens the decoder receives (the last selected one, after the final norm)."""
     blocks = backbone.selected_blocks(backbone.num_blocks) if backbone.layers else [backbone.num_blocks - 1]
     listed = ", ".join(str(b) for b in blocks)
-    return f"block {blocks[-1]} of 0..{backbone.num_blocks - 1} (model.layers selects {listed})" if backbone.layers \
+    return (
+        f"block {blocks[-1]} of 0..{backbone.num_blocks - 1} (model.layers selects {listed})"
+        if backbone.layers
         else f"block {blocks[-1]} (the last of {backbone.num_blocks}, after the final norm; set model.layers to change)"
+    )
 
 
 def check_model(cfg: DictConfig) -> CheckResult:
@@ -85,13 +94,25 @@ def check_model(cfg: DictConfig) -> CheckResult:
         result.problems.append(str(exc))
         return result
     f = result.facts
-    f.update(family=str(cfg.family), params=meta.num_params(), patch_size=meta.patch_size, embed_dim=meta.embed_dim,
-             prefix_tokens=meta.num_prefix_tokens, blocks=meta.num_blocks, mean=list(meta.mean), std=list(meta.std),
-             decoder=decoder_layers(meta), origin=meta.origin_record())
+    f.update(
+        family=str(cfg.family),
+        params=meta.num_params(),
+        patch_size=meta.patch_size,
+        embed_dim=meta.embed_dim,
+        prefix_tokens=meta.num_prefix_tokens,
+        blocks=meta.num_blocks,
+        mean=list(meta.mean),
+        std=list(meta.std),
+        decoder=decoder_layers(meta),
+        origin=meta.origin_record(),
+    )
     try:
         local = locate_local(cfg) if cfg.get("pretrained", False) else None
-        f["weights"] = (f"{local[0]}: {local[1]}" if local else "not found locally (densebench doctor says where to get them)") \
-            if cfg.get("pretrained", False) else "random init (pretrained=false)"
+        f["weights"] = (
+            (f"{local[0]}: {local[1]}" if local else "not found locally (densebench doctor says where to get them)")
+            if cfg.get("pretrained", False)
+            else "random init (pretrained=false)"
+        )
     except DenseBenchError as exc:
         result.problems.append(str(exc))
     result.problems += forward_problems(cfg, result)
@@ -125,7 +146,9 @@ def forward_problems(cfg: DictConfig, result: CheckResult) -> list[str]:
     result.facts["forward"] = f"{h}x{w} image -> {len(maps)} map(s) of {tuple(maps[-1].shape[1:])}"
     problems = []
     if tuple(maps[-1].shape[1:]) != want:
-        problems.append(f"model.family={cfg.family}: a {h}x{w} image gave a {tuple(maps[-1].shape[1:])} map, not {want}")
+        problems.append(
+            f"model.family={cfg.family}: a {h}x{w} image gave a {tuple(maps[-1].shape[1:])} map, not {want}"
+        )
     if not torch.isfinite(maps[-1]).all():
         problems.append(f"model.family={cfg.family}: the forward on random weights gave NaN or inf tokens")
     if not problems:
@@ -149,9 +172,11 @@ def lora_effect_problems(backbone: Backbone, x: torch.Tensor, before: torch.Tens
                 p.normal_(std=1.0)
         after = adapter.backbone(x)[-1]
     if torch.equal(after, before):
-        return [f"lora: the Linear layers of target set '{cfg.target_set}' never change the output (they are not "
-                f"called in the forward, e.g. inside nn.MultiheadAttention): LoRA would train nothing; "
-                f"{backbone.lora_fix(str(cfg.target_set))}"]
+        return [
+            f"lora: the Linear layers of target set '{cfg.target_set}' never change the output (they are not "
+            f"called in the forward, e.g. inside nn.MultiheadAttention): LoRA would train nothing; "
+            f"{backbone.lora_fix(str(cfg.target_set))}"
+        ]
     return []
 
 
@@ -177,11 +202,16 @@ def render(result: CheckResult) -> list[str]:
         for adapter in LOW_RANK:
             t = f.get(adapter)
             if t:
-                lines.append(f"  {adapter:<14} target_set {t['target_set']}: {t['per_block']} Linear per block x "
-                             f"{t['blocks']} blocks = {t['modules']} ({', '.join(t['names_in_block'])})")
+                lines.append(
+                    f"  {adapter:<14} target_set {t['target_set']}: {t['per_block']} Linear per block x "
+                    f"{t['blocks']} blocks = {t['modules']} ({', '.join(t['names_in_block'])})"
+                )
     lines += [f"  problem: {p}" for p in result.problems]
-    lines.append("  ok: works with frozen, lora, dora, cnn, transformer and full" if not result.problems
-                 else f"  {len(result.problems)} problem(s)")
+    lines.append(
+        "  ok: works with frozen, lora, dora, cnn, transformer and full"
+        if not result.problems
+        else f"  {len(result.problems)} problem(s)"
+    )
     return lines
 
 
@@ -192,8 +222,11 @@ def check_main(selection: list[str], as_json: bool) -> int:
         raise ConfigError("densebench models --check: name the model, e.g. --check model=my_model")
     results = [check_model(load_model_config(n, overrides)) for n in names]
     if as_json:
-        print(json.dumps([{"name": r.name, "facts": r.facts, "problems": r.problems} for r in results], indent=2,
-                         default=str))
+        print(
+            json.dumps(
+                [{"name": r.name, "facts": r.facts, "problems": r.problems} for r in results], indent=2, default=str
+            )
+        )
     else:
         for result in results:
             print("\n".join(render(result)))

@@ -35,25 +35,45 @@ def costs(names: list[str], input_size: int, variant: str) -> list[dict[str, Any
     rows = []
     for name in names:
         cfg = compose([f"model={name}", f"model.variant={variant}"]).model
-        rows.append({"model": name, "display_name": cfg.get("display_name") or name, "variant": variant,
-                     **backbone_cost(cfg, input_size)})
+        rows.append(
+            {
+                "model": name,
+                "display_name": cfg.get("display_name") or name,
+                "variant": variant,
+                **backbone_cost(cfg, input_size),
+            }
+        )
     return rows
 
 
 def main(argv: list[str]) -> int:
     args = split_args(argv, "flops")
     if args.overrides:
-        raise ConfigError(f"densebench analyze flops takes models=, input_size=, variant=, out=; not {args.overrides[0]}")
+        raise ConfigError(
+            f"densebench analyze flops takes models=, input_size=, variant=, out=; not {args.overrides[0]}"
+        )
     opts = args.options
     rows = costs(model_names(opts.models), int(opts.input_size), str(opts.variant))
     out = args.out or default_runs_dir(config_dir()) / "analysis" / "flops"
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "flops.json", {"kind": "densebench.analysis.flops", "input_size": int(opts.input_size),
-                                     "variant": str(opts.variant), "models": rows})
+    write_json(
+        out / "flops.json",
+        {
+            "kind": "densebench.analysis.flops",
+            "input_size": int(opts.input_size),
+            "variant": str(opts.variant),
+            "models": rows,
+        },
+    )
     table = Table(title=f"backbones: one forward pass of a {opts.input_size}x{opts.input_size} image")
     for column in ("model", "params (M)", "GFLOPs", "tokens", "input"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for r in rows:
-        table.add_row(r["display_name"], f"{r['params'] / 1e6:.1f}", f"{r['flops'] / 1e9:.1f}", str(r["tokens"]),
-                      str(r["input_size"]))
+        table.add_row(
+            r["display_name"],
+            f"{r['params'] / 1e6:.1f}",
+            f"{r['flops'] / 1e9:.1f}",
+            str(r["tokens"]),
+            str(r["input_size"]),
+        )
     return announce([out / "flops.json"], table)

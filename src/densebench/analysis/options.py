@@ -38,15 +38,16 @@ def split_args(argv: list[str], section: str) -> Args:
         if "=" in arg and (key in defaults or key in COMMON_KEYS):
             own.append(arg)
         elif arg.startswith("-"):
-            raise ConfigError(f"densebench analyze {section}: unknown option {arg}; options are KEY=VALUE "
-                              f"({', '.join([*defaults, *COMMON_KEYS])}) and run overrides")
+            raise ConfigError(
+                f"densebench analyze {section}: unknown option {arg}; options are KEY=VALUE "
+                f"({', '.join([*defaults, *COMMON_KEYS])}) and run overrides"
+            )
         else:
             overrides.append(arg)
     given = OmegaConf.from_dotlist(own)
     run = given.pop("run", None)
     out = given.pop("out", None)
-    return Args(merge(defaults, given), Path(str(run)) if run else None,
-                Path(str(out)) if out else None, overrides)
+    return Args(merge(defaults, given), Path(str(run)) if run else None, Path(str(out)) if out else None, overrides)
 
 
 def run_config(run: Path, overrides: list[str]) -> DictConfig:

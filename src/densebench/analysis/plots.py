@@ -10,11 +10,19 @@ from matplotlib.ticker import MaxNLocator
 
 from densebench.report.plots import save_figure, plt
 
-STYLE: dict[str, dict[str, Any]] = {"backbone": dict(color="tab:blue", marker="o"), "adapted_backbone": dict(color="tab:orange", marker="s"),
-         "adapter_blocks": dict(color="tab:green", marker="^"), "decoder_input": dict(color="tab:red", marker="*", ms=9),
-         "decoder_fused": dict(color="tab:purple", marker="D")}
-PANELS = (("mean_cosine", "mean pairwise cosine"), ("effective_rank", "effective rank"),
-          ("class_within", "within-class cosine"), ("class_gap", "within − between class cosine"))
+STYLE: dict[str, dict[str, Any]] = {
+    "backbone": dict(color="tab:blue", marker="o"),
+    "adapted_backbone": dict(color="tab:orange", marker="s"),
+    "adapter_blocks": dict(color="tab:green", marker="^"),
+    "decoder_input": dict(color="tab:red", marker="*", ms=9),
+    "decoder_fused": dict(color="tab:purple", marker="D"),
+}
+PANELS = (
+    ("mean_cosine", "mean pairwise cosine"),
+    ("effective_rank", "effective rank"),
+    ("class_within", "within-class cosine"),
+    ("class_gap", "within − between class cosine"),
+)
 
 
 def _series_xy(entries: list[dict[str, Any]], key: str) -> tuple[list[float], list[float], list[float]]:
@@ -31,8 +39,17 @@ def token_layers(doc: dict[str, Any], path: Path) -> Path:
         for name, series in doc["series"].items():
             x, y, err = _series_xy(series["entries"], key)
             style = STYLE.get(name, {})
-            ax.errorbar(x, y, yerr=None if np.isnan(err).all() else err, capsize=2, lw=1.2, ms=style.get("ms", 4),
-                        color=style.get("color"), marker=style.get("marker", "o"), label=series["description"])
+            ax.errorbar(
+                x,
+                y,
+                yerr=None if np.isnan(err).all() else err,
+                capsize=2,
+                lw=1.2,
+                ms=style.get("ms", 4),
+                color=style.get("color"),
+                marker=style.get("marker", "o"),
+                label=series["description"],
+            )
             if key == "class_within":
                 _, between, _ = _series_xy(series["entries"], "class_between")
                 ax.plot(x, between, ls="--", lw=1, color=style.get("color"))
@@ -42,8 +59,10 @@ def token_layers(doc: dict[str, Any], path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=6)
     m = doc["model"]
-    fig.suptitle(f"{m['name']} tokens on {doc['dataset']} ({len(doc['images'])} images, {doc['input_size']} px, "
-                 f"{doc['eval_mode']})")
+    fig.suptitle(
+        f"{m['name']} tokens on {doc['dataset']} ({len(doc['images'])} images, {doc['input_size']} px, "
+        f"{doc['eval_mode']})"
+    )
     fig.tight_layout()
     return save_figure(fig, path, tight=False)
 
@@ -74,8 +93,14 @@ def _spread(n: int, k: int) -> list[int]:
     return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)}) if k > 1 else [n - 1]
 
 
-def token_heatmaps(heatmaps: dict[str, list[tuple[str, np.ndarray]]], display: np.ndarray, query: dict[str, Any],
-                   columns: int, title: str, path: Path) -> Path:
+def token_heatmaps(
+    heatmaps: dict[str, list[tuple[str, np.ndarray]]],
+    display: np.ndarray,
+    query: dict[str, Any],
+    columns: int,
+    title: str,
+    path: Path,
+) -> Path:
     """Row per series: the image with the query token, then its cosine similarity to every token of some layers."""
     rows = [(name, [maps[i] for i in _spread(len(maps), columns)]) for name, maps in heatmaps.items() if maps]
     ncols = 1 + max(len(maps) for _, maps in rows)
@@ -90,13 +115,14 @@ def token_heatmaps(heatmaps: dict[str, list[tuple[str, np.ndarray]]], display: n
         axes[r, 0].set_title(name, fontsize=7)
         for c, (label, heat) in enumerate(maps, start=1):
             axes[r, c].imshow(display)
-            image = axes[r, c].imshow(heat, cmap="coolwarm", vmin=-1, vmax=1, alpha=0.75,
-                                      extent=(0, size, size, 0), interpolation="nearest")
+            image = axes[r, c].imshow(
+                heat, cmap="coolwarm", vmin=-1, vmax=1, alpha=0.75, extent=(0, size, size, 0), interpolation="nearest"
+            )
             axes[r, c].set_title(label, fontsize=7)
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
-        for ax in axes[r, 1 + len(maps):]:
+        for ax in axes[r, 1 + len(maps) :]:
             ax.set_visible(False)
     fig.suptitle(title)
     if image is not None:

@@ -41,8 +41,10 @@ from densebench.metrics import test_block
 def resolve_sizes(options: DictConfig, base: int, patch: int, model_cfg: DictConfig) -> list[int]:
     """Explicit `sizes`, else `factors` × base; each rounded to the nearest multiple of the patch (≥ 1 patch)."""
     if model_cfg.fixed_input_size:
-        raise ConfigError(f"model {model_cfg.name} only takes input_size={model_cfg.fixed_input_size}; "
-                          "a sizes analysis needs a model with a free input size")
+        raise ConfigError(
+            f"model {model_cfg.name} only takes input_size={model_cfg.fixed_input_size}; "
+            "a sizes analysis needs a model with a free input size"
+        )
     wanted = options.sizes if options.sizes is not None else [f * base for f in options.factors]
     if not wanted:
         raise ConfigError("sizes=[] and factors=[]: give at least one input size")
@@ -73,15 +75,32 @@ def evaluate_sizes(cfg: DictConfig, options: DictConfig, run: Path) -> tuple[int
             result: dict[str, Any] = {}
 
             def run_eval() -> None:
-                result["cms"] = evaluate(model, DataLoader(dataset, batch_size=1), predictor, normalize,
-                                         source.num_classes, source.ignore_index, device, on_item=progress.step)
+                result["cms"] = evaluate(
+                    model,
+                    DataLoader(dataset, batch_size=1),
+                    predictor,
+                    normalize,
+                    source.num_classes,
+                    source.ignore_index,
+                    device,
+                    on_item=progress.step,
+                )
 
             times, memory = timed(run_eval, 1, 0, device)
             block = test_block(result["cms"], source.classes, int(bs.n), float(bs.ci), int(bs.seed))
-            rows.append(_row(size, block, cfg.train.select_metric, times[0] / len(dataset),
-                             getattr(memory, "cuda_mb", None) or memory.peak_mb))
-            progress.log(f"input size {size}: {cfg.train.select_metric} "
-                         f"{block['metrics'][cfg.train.select_metric]:.4f}, {rows[-1]['s_per_image']:.3f} s/image")
+            rows.append(
+                _row(
+                    size,
+                    block,
+                    cfg.train.select_metric,
+                    times[0] / len(dataset),
+                    getattr(memory, "cuda_mb", None) or memory.peak_mb,
+                )
+            )
+            progress.log(
+                f"input size {size}: {cfg.train.select_metric} "
+                f"{block['metrics'][cfg.train.select_metric]:.4f}, {rows[-1]['s_per_image']:.3f} s/image"
+            )
     return base, rows
 
 
@@ -101,8 +120,13 @@ def train_sizes(overrides: list[str], options: DictConfig) -> tuple[int, list[di
         record = execute(compose(run_overrides), run_overrides)
         assert record is not None  # None only on the non-zero ranks of a DDP run
         test, timing, memory = record["test"], record["timing"], record["memory"]
-        row = _row(size, test, cfg.train.select_metric, timing["eval_s"] / max(test["n_images"], 1),
-                   memory.get("peak_cuda_mb") or memory["peak_rss_mb"])
+        row = _row(
+            size,
+            test,
+            cfg.train.select_metric,
+            timing["eval_s"] / max(test["n_images"], 1),
+            memory.get("peak_cuda_mb") or memory["peak_rss_mb"],
+        )
         row.update(train_s_per_epoch=timing["train_s_per_epoch"], run_dir=record["run"]["run_dir"])
         rows.append(row)
     return base, rows
@@ -110,9 +134,14 @@ def train_sizes(overrides: list[str], options: DictConfig) -> tuple[int, list[di
 
 def _row(size: int, test: dict[str, Any], metric: str, s_per_image: float, peak_mb: float) -> dict[str, Any]:
     boot = (test.get("bootstrap") or {}).get("metrics", {}).get(metric, {})
-    return {"input_size": size, "metrics": test["metrics"], "n_images": test["n_images"],
-            "ci": {"ci_lower": boot.get("ci_lower"), "ci_upper": boot.get("ci_upper")},
-            "s_per_image": s_per_image, "peak_memory_mb": peak_mb}
+    return {
+        "input_size": size,
+        "metrics": test["metrics"],
+        "n_images": test["n_images"],
+        "ci": {"ci_lower": boot.get("ci_lower"), "ci_upper": boot.get("ci_upper")},
+        "s_per_image": s_per_image,
+        "peak_memory_mb": peak_mb,
+    }
 
 
 def write_outputs(doc: dict[str, Any], out: Path) -> list[Path]:
@@ -127,8 +156,17 @@ def write_outputs(doc: dict[str, Any], out: Path) -> list[Path]:
         writer = csv.writer(f)
         writer.writerow(["input_size", *metrics, "ci_lower", "ci_upper", "s_per_image", "peak_memory_mb", *extra])
         for r in doc["rows"]:
-            writer.writerow([r["input_size"], *(r["metrics"][m] for m in metrics), r["ci"]["ci_lower"],
-                             r["ci"]["ci_upper"], r["s_per_image"], r["peak_memory_mb"], *(r[k] for k in extra)])
+            writer.writerow(
+                [
+                    r["input_size"],
+                    *(r["metrics"][m] for m in metrics),
+                    r["ci"]["ci_lower"],
+                    r["ci"]["ci_upper"],
+                    r["s_per_image"],
+                    r["peak_memory_mb"],
+                    *(r[k] for k in extra),
+                ]
+            )
     title = f"{doc['model']} · {doc['adapter']} on {doc['dataset']} ({doc['mode']}, eval.mode={doc['eval_mode']})"
     return [out / "sizes.json", out / "sizes.csv", sizes_plot(doc["rows"], doc["metric"], title, out / "sizes")]
 
@@ -140,9 +178,13 @@ def summary_table(doc: dict[str, Any]) -> Table:
         table.add_column(column, justify="right")
     for r in doc["rows"]:
         ci = r["ci"]
-        table.add_row(str(r["input_size"]), f"{r['metrics'][metric]:.4f}",
-                      "-" if ci["ci_lower"] is None else f"[{ci['ci_lower']:.4f}, {ci['ci_upper']:.4f}]",
-                      f"{r['s_per_image']:.3f}", f"{r['peak_memory_mb']:.0f}")
+        table.add_row(
+            str(r["input_size"]),
+            f"{r['metrics'][metric]:.4f}",
+            "-" if ci["ci_lower"] is None else f"[{ci['ci_lower']:.4f}, {ci['ci_upper']:.4f}]",
+            f"{r['s_per_image']:.3f}",
+            f"{r['peak_memory_mb']:.0f}",
+        )
     return table
 
 
@@ -158,10 +200,19 @@ def analyze(args: Args) -> tuple[dict[str, Any], DictConfig]:
         cfg = compose(args.overrides)
         base, rows = train_sizes(args.overrides, options)
         mode = "train"
-    doc = {"kind": "densebench.analysis.sizes", "mode": mode, "run": str(args.run) if args.run else None,
-           "model": cfg.model.name, "adapter": cfg.adapter.name, "dataset": cfg.dataset.name,
-           "eval_mode": cfg.eval.mode, "metric": cfg.train.select_metric, "base_input_size": base,
-           "device": str(resolve_device(cfg.device)), "rows": rows}
+    doc = {
+        "kind": "densebench.analysis.sizes",
+        "mode": mode,
+        "run": str(args.run) if args.run else None,
+        "model": cfg.model.name,
+        "adapter": cfg.adapter.name,
+        "dataset": cfg.dataset.name,
+        "eval_mode": cfg.eval.mode,
+        "metric": cfg.train.select_metric,
+        "base_input_size": base,
+        "device": str(resolve_device(cfg.device)),
+        "rows": rows,
+    }
     return doc, cfg
 
 

@@ -70,15 +70,17 @@ def class_separability(tokens: Tensor, labels: Tensor) -> dict[str, float]:
         if counts[c] >= 2:
             members = x[labels == c]
             within.append((float(sums[c] @ sums[c]) - float(members.pow(2).sum())) / (counts[c] * (counts[c] - 1)))
-    between = [float(sums[a] @ sums[b]) / (counts[a] * counts[b])
-               for i, a in enumerate(classes) for b in classes[i + 1 :]]
+    between = [
+        float(sums[a] @ sums[b]) / (counts[a] * counts[b]) for i, a in enumerate(classes) for b in classes[i + 1 :]
+    ]
     w = sum(within) / len(within) if within else math.nan
     b = sum(between) / len(between) if between else math.nan
     return {"within": w, "between": b, "gap": w - b, "n_classes": len(classes)}
 
 
-def cosine_by_distance(tokens: Tensor, grid: tuple[int, int], valid: Tensor | None = None,
-                       chunk: int = 1024) -> tuple[Tensor, Tensor]:
+def cosine_by_distance(
+    tokens: Tensor, grid: tuple[int, int], valid: Tensor | None = None, chunk: int = 1024
+) -> tuple[Tensor, Tensor]:
     """Sum of cosine similarities and pair counts per spatial distance bin (in patches, rounded).
 
     `tokens` are (h·w, D) in row-major grid order; `valid` marks the tokens to use (e.g. not padding).

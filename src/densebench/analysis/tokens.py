@@ -74,8 +74,9 @@ class View:
     display: np.ndarray  # (S, S, 3) uint8, what the heatmap is drawn over
 
 
-def prepare(record: Record, key: str, size: int, mode: str, normalize: Normalizer, ignore_index: int,
-            device: torch.device) -> View:
+def prepare(
+    record: Record, key: str, size: int, mode: str, normalize: Normalizer, ignore_index: int, device: torch.device
+) -> View:
     """The central size×size window (slide mode, padded when smaller) or the image resized to size×size."""
     image = torch.from_numpy(np.ascontiguousarray(record.image.transpose(2, 0, 1)))[None].to(device)
     mask = torch.from_numpy(np.ascontiguousarray(record.mask)).long().to(device)
@@ -92,8 +93,13 @@ def prepare(record: Record, key: str, size: int, mode: str, normalize: Normalize
     ch, cw = mask.shape
     pad = (0, size - cw, 0, size - ch)
     inside = F.pad(torch.ones_like(mask, dtype=torch.bool), pad, value=False)
-    return View(key, F.pad(normalize(image), pad), F.pad(mask, pad, value=ignore_index), inside,
-                _display(F.pad(image.float(), pad)))
+    return View(
+        key,
+        F.pad(normalize(image), pad),
+        F.pad(mask, pad, value=ignore_index),
+        inside,
+        _display(F.pad(image.float(), pad)),
+    )
 
 
 def _display(image: Tensor) -> np.ndarray:
@@ -134,13 +140,19 @@ class Entry:
         for key, values in self.values.items():
             arr = np.asarray(values, dtype=float)
             finite = arr[np.isfinite(arr)]
-            out[key] = {"mean": float(finite.mean()) if finite.size else math.nan,
-                        "std": float(finite.std(ddof=1)) if finite.size > 1 else math.nan, "n": int(finite.size)}
+            out[key] = {
+                "mean": float(finite.mean()) if finite.size else math.nan,
+                "std": float(finite.std(ddof=1)) if finite.size > 1 else math.nan,
+                "n": int(finite.size),
+            }
         assert self.dist_sum is not None and self.dist_count is not None  # every entry gets a profile when added
         counts = self.dist_count.numpy()
         used = np.nonzero(counts)[0]
-        out["distance"] = {"patches": used.tolist(), "mean_cosine": (self.dist_sum.numpy()[used] / counts[used]).tolist(),
-                           "pairs": counts[used].tolist()}
+        out["distance"] = {
+            "patches": used.tolist(),
+            "mean_cosine": (self.dist_sum.numpy()[used] / counts[used]).tolist(),
+            "pairs": counts[used].tolist(),
+        }
         return out
 
 
@@ -188,16 +200,22 @@ class Collector:
                     raise ConfigError(f"query=[{r}, {c}] is outside the {rows}x{cols} patch grid of the image")
             self.query_cell = {"row": r, "col": c, "grid": [h, w]}
         base_h, base_w = self.query_cell["grid"]
-        return (min(h - 1, int((self.query_cell["row"] + 0.5) * h / base_h)),
-                min(w - 1, int((self.query_cell["col"] + 0.5) * w / base_w)))
+        return (
+            min(h - 1, int((self.query_cell["row"] + 0.5) * h / base_h)),
+            min(w - 1, int((self.query_cell["col"] + 0.5) * w / base_w)),
+        )
 
     def result(self) -> dict[str, Any]:
-        return {name: {"description": SERIES[name], "entries": [e.summary() for e in entries.values()]}
-                for name, entries in self.series.items()}
+        return {
+            name: {"description": SERIES[name], "entries": [e.summary() for e in entries.values()]}
+            for name, entries in self.series.items()
+        }
 
     def heatmaps(self) -> dict[str, list[tuple[str, np.ndarray]]]:
-        return {name: [(e.name, e.heatmap) for e in entries.values() if e.heatmap is not None]
-                for name, entries in self.series.items()}
+        return {
+            name: [(e.name, e.heatmap) for e in entries.values() if e.heatmap is not None]
+            for name, entries in self.series.items()
+        }
 
 
 @contextmanager
@@ -222,8 +240,12 @@ def adapter_block_stacks(model: Segmenter) -> list[nn.Module]:
     """Transformer blocks the adapter owns (outside the backbone), in order."""
     from densebench.backbones.blocks import block_stacks
 
-    return [block for path, stack in block_stacks(model.adapter) if not path.startswith("backbone")
-            for block in stack.children()]
+    return [
+        block
+        for path, stack in block_stacks(model.adapter)
+        if not path.startswith("backbone")
+        for block in stack.children()
+    ]
 
 
 def add_adapted(collector: Collector, model: Segmenter, view: View, first: bool, backbone_changed: bool) -> None:
@@ -244,8 +266,9 @@ def add_adapted(collector: Collector, model: Segmenter, view: View, first: bool,
         for hook in hooks:
             hook.remove()
     for i, tokens in enumerate(captured["blocks"]):
-        collector.add("adapter_blocks", f"adapter block {i + 1}", depth + i + 1, backbone.tokens_to_map(tokens, grid),
-                      view, first)
+        collector.add(
+            "adapter_blocks", f"adapter block {i + 1}", depth + i + 1, backbone.tokens_to_map(tokens, grid), view, first
+        )
     last = depth + len(captured["blocks"])
     features = captured["features"]
     collector.add("decoder_input", "decoder input", last, features.map, view, first)
@@ -269,8 +292,7 @@ def analyze(cfg: DictConfig, options: DictConfig, run: Path | None) -> tuple[dic
     backbone, size = model.backbone, env.input_size
     normalize = env.normalizer()
     load = env.sample_loader()
-    views = [prepare(load(s), s.key, size, cfg.eval.mode, normalize, source.ignore_index, device)
-             for s in chosen]
+    views = [prepare(load(s), s.key, size, cfg.eval.mode, normalize, source.ignore_index, device) for s in chosen]
     collector = Collector(source.num_classes, source.ignore_index, options.query)
     progress = RunProgress(cfg.progress)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
@@ -294,8 +316,12 @@ def analyze(cfg: DictConfig, options: DictConfig, run: Path | None) -> tuple[dic
         "model": {**env.model_facts(), "num_blocks": backbone.num_blocks},
         "adapter": cfg.adapter.name if run is not None else None,
         "run": str(run) if run is not None else None,
-        "dataset": cfg.dataset.name, "classes": list(source.classes), "split": split,
-        "images": [v.key for v in views], "input_size": size, "eval_mode": cfg.eval.mode,
+        "dataset": cfg.dataset.name,
+        "classes": list(source.classes),
+        "split": split,
+        "images": [v.key for v in views],
+        "input_size": size,
+        "eval_mode": cfg.eval.mode,
         "query": {"image": views[0].key, **(collector.query_cell or {})},
         "series": collector.result(),
     }
@@ -309,19 +335,27 @@ def write_outputs(doc: dict[str, Any], collector: Collector, first: View, column
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "tokens.json", doc)
     title = f"{doc['model']['name']}: cosine similarity to the query token ({first.key})"
-    return [out / "tokens.json", plots.token_layers(doc, out / "layers"), plots.token_distance(doc, out / "distance"),
-            plots.token_heatmaps(collector.heatmaps(), first.display, doc["query"], columns, title, out / "heatmap")]
+    return [
+        out / "tokens.json",
+        plots.token_layers(doc, out / "layers"),
+        plots.token_distance(doc, out / "distance"),
+        plots.token_heatmaps(collector.heatmaps(), first.display, doc["query"], columns, title, out / "heatmap"),
+    ]
 
 
 def summary_table(doc: dict[str, Any]) -> Table:
-    table = Table(title=f"{doc['model']['name']} on {doc['dataset']}: patch tokens ({len(doc['images'])} images, "
-                        f"{doc['input_size']} px)")
+    table = Table(
+        title=f"{doc['model']['name']} on {doc['dataset']}: patch tokens ({len(doc['images'])} images, "
+        f"{doc['input_size']} px)"
+    )
     for column in ("series", "entry", "mean cos", "eff. rank", "within", "between", "gap"):
         label = column in ("series", "entry")
         table.add_column(column, justify="left" if label else "right", no_wrap=label)
     for name, series in doc["series"].items():
         for e in series["entries"]:
-            cells = [e[k]["mean"] for k in ("mean_cosine", "effective_rank", "class_within", "class_between", "class_gap")]
+            cells = [
+                e[k]["mean"] for k in ("mean_cosine", "effective_rank", "class_within", "class_between", "class_gap")
+            ]
             table.add_row(name, e["name"], *("-" if v is None or v != v else f"{v:.3f}" for v in cells))
     return table
 

@@ -58,9 +58,12 @@ def build_backbone(cfg: DictConfig) -> Backbone:
     if path is not None:
         state = backbone.convert_checkpoint(select_checkpoint_keys(read_state_dict(path), cfg))
         load_strict(backbone.weights_module, state, f"model '{cfg.name}' weights {path}")
-    backbone.origin = {"family": str(cfg.family), **backbone.origin_record(),
-                       "weights_file": None if path is None else str(path),
-                       "weights_sha256": None if path is None else file_sha256(path)}
+    backbone.origin = {
+        "family": str(cfg.family),
+        **backbone.origin_record(),
+        "weights_file": None if path is None else str(path),
+        "weights_sha256": None if path is None else file_sha256(path),
+    }
     return backbone
 
 

@@ -57,7 +57,7 @@ def model_selection(items: list[str], prog: str) -> tuple[list[str], list[str]]:
         if key == "model":
             names += [n for n in value.split(",") if n]
         elif key.startswith("model."):
-            overrides.append(f"{key[len('model.'):]}={value}")
+            overrides.append(f"{key[len('model.') :]}={value}")
         else:
             raise ConfigError(f"{prog}: unknown option '{key}'; use model=NAME or model.weights=PATH")
     if overrides and len(names) != 1:
@@ -71,11 +71,18 @@ def models_main(argv: list[str], check: Callable[[list[str], bool], int] | None 
         prog="densebench models", description="List the backbones: sizes from a weightless full-size build."
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--check", action="store_true",
-                        help="check models before training: build, a real forward on a non-square input, LoRA/DoRA "
-                             "targets per block; one line per problem naming the config key")
-    parser.add_argument("selection", nargs="*", metavar="model=NAME[,NAME]",
-                        help="with --check: the model(s) to check, plus model.<key>=value overrides for one")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check models before training: build, a real forward on a non-square input, LoRA/DoRA "
+        "targets per block; one line per problem naming the config key",
+    )
+    parser.add_argument(
+        "selection",
+        nargs="*",
+        metavar="model=NAME[,NAME]",
+        help="with --check: the model(s) to check, plus model.<key>=value overrides for one",
+    )
     args = parser.parse_args(argv)
     if args.check:
         if check is None:
@@ -96,15 +103,34 @@ def models_main(argv: list[str], check: Callable[[list[str], bool], int] | None 
         return 0
     pfms = sum(r["published_key"] is not None for r in rows)
     table = Table(title=f"{pfms} pathology foundation models, {len(rows) - pfms} demo")
-    for column in ("name", "display name", "family", "params", "dim", "patch", "prefix", "input", "licence", "gated",
-                   "weights found"):
+    for column in (
+        "name",
+        "display name",
+        "family",
+        "params",
+        "dim",
+        "patch",
+        "prefix",
+        "input",
+        "licence",
+        "gated",
+        "weights found",
+    ):
         table.add_column(column, justify="right" if column in ("params", "dim", "patch", "prefix", "input") else "left")
     for r in rows:
         size = f"{r['fixed_input_size']} (fixed)" if r["fixed_input_size"] else str(r["default_input_size"])
         where = f"{r['weights_local']['where']}: {r['weights_local']['path']}" if r["weights_local"] else "-"
         table.add_row(
-            r["name"], r["display_name"], r["family"], human_count(r["params"]), str(r["embed_dim"]),
-            str(r["patch_size"]), str(r["prefix_tokens"]), size, r["licence"] or "-", "yes" if r["gated"] else "no",
+            r["name"],
+            r["display_name"],
+            r["family"],
+            human_count(r["params"]),
+            str(r["embed_dim"]),
+            str(r["patch_size"]),
+            str(r["prefix_tokens"]),
+            size,
+            r["licence"] or "-",
+            "yes" if r["gated"] else "no",
             where,
         )
     wide_console().print(table)
@@ -116,8 +142,12 @@ def parse_doctor_args(argv: list[str]) -> tuple[argparse.Namespace, list[DictCon
         prog="densebench doctor",
         description="Check where each backbone's weights are: model.weights, the Hugging Face cache, the hub.",
     )
-    parser.add_argument("selection", nargs="*", metavar="model=NAME[,NAME]",
-                        help="models to check (default: all); model.weights=PATH checks a local copy of one model")
+    parser.add_argument(
+        "selection",
+        nargs="*",
+        metavar="model=NAME[,NAME]",
+        help="models to check (default: all); model.weights=PATH checks a local copy of one model",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--no-hub", action="store_true", help="do not contact the hub")
     parser.add_argument("--timeout", type=float, default=HUB_TIMEOUT_S, help="seconds to wait for the hub")

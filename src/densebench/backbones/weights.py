@@ -130,7 +130,11 @@ def select_checkpoint_keys(state: dict[str, Tensor], cfg: DictConfig) -> dict[st
     if outside or ignored:
         log.info(
             "model '%s': using %d tensors of the checkpoint; %d outside '%s', %d unused by the image path",
-            cfg.name, len(kept), outside, prefix, ignored,
+            cfg.name,
+            len(kept),
+            outside,
+            prefix,
+            ignored,
         )
     return kept
 
@@ -329,8 +333,9 @@ def probe_hub(cfg: DictConfig, timeout: float = HUB_TIMEOUT_S) -> HubStatus:
     return HubStatus(False, f"{hub.repo_id} has none of {', '.join(missing)}")
 
 
-def check_position_grid(cfg: DictConfig, key: str, file_patches: int, model_patches: int, patch: int,
-                        option: str) -> None:
+def check_position_grid(
+    cfg: DictConfig, key: str, file_patches: int, model_patches: int, patch: int, option: str
+) -> None:
     """Fail with the size to configure when a checkpoint was trained on another square patch grid.
 
     Anything else (e.g. a file whose positions also cover register tokens) is left to the strict

@@ -24,7 +24,13 @@ import torch
 
 from densebench.config import compose
 from densebench.bench.suite import (
-    epoch_bench, host_facts, loader_bench, memory_table, paper_compare, print_compare, print_memory,
+    epoch_bench,
+    host_facts,
+    loader_bench,
+    memory_table,
+    paper_compare,
+    print_compare,
+    print_memory,
 )
 from densebench.bench.flops import count_flops
 from densebench.bench.reuse import feature_reuse, print_reuse, run_epochs
@@ -106,10 +112,22 @@ def bench(overrides: list[str], iters: int, warmup: int, eval_size: int | None, 
     times, mem = timed(train_step, iters, warmup, device)
     s_iter = statistics.median(times)
     result = {
-        "config": {"model": cfg.model.name, "variant": cfg.model.variant, "adapter": cfg.adapter.name,
-                   "input_size": size, "batch_size": batch, "precision": env.precision, "overrides": overrides},
-        "train": {"s_per_iter": s_iter, "images_per_s": batch / s_iter, "times": times,
-                  "peak_rss_mb": mem.peak_mb, "peak_cuda_mb": getattr(mem, "cuda_mb", None)},
+        "config": {
+            "model": cfg.model.name,
+            "variant": cfg.model.variant,
+            "adapter": cfg.adapter.name,
+            "input_size": size,
+            "batch_size": batch,
+            "precision": env.precision,
+            "overrides": overrides,
+        },
+        "train": {
+            "s_per_iter": s_iter,
+            "images_per_s": batch / s_iter,
+            "times": times,
+            "peak_rss_mb": mem.peak_mb,
+            "peak_cuda_mb": getattr(mem, "cuda_mb", None),
+        },
         "params": model.parameter_counts(),
     }
     if eval_size:
@@ -119,10 +137,19 @@ def bench(overrides: list[str], iters: int, warmup: int, eval_size: int | None, 
         times, mem = timed(lambda: predictor(image), max(1, iters // 2), 1, device)
         s_img = statistics.median(times)
         gflop = count_flops(lambda: predictor(image)) / 1e9  # one more pass, after timing
-        result["eval"] = {"image_size": eval_size, "mode": cfg.eval.mode, "overlap": float(cfg.eval.overlap),
-                          "window_batch": int(cfg.eval.window_batch), "s_per_image": s_img, "images_per_s": 1 / s_img,
-                          "gflop_per_image": gflop, "gflop_per_s": gflop / s_img, "times": times,
-                          "peak_rss_mb": mem.peak_mb, "peak_cuda_mb": getattr(mem, "cuda_mb", None)}
+        result["eval"] = {
+            "image_size": eval_size,
+            "mode": cfg.eval.mode,
+            "overlap": float(cfg.eval.overlap),
+            "window_batch": int(cfg.eval.window_batch),
+            "s_per_image": s_img,
+            "images_per_s": 1 / s_img,
+            "gflop_per_image": gflop,
+            "gflop_per_s": gflop / s_img,
+            "times": times,
+            "peak_rss_mb": mem.peak_mb,
+            "peak_cuda_mb": getattr(mem, "cuda_mb", None),
+        }
     facts = host_facts()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else facts["processor"]
     result["machine"] = {"device": name, **facts}
@@ -135,18 +162,36 @@ def main(argv: list[str]) -> int:
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     p.add_argument("--eval-size", type=int, default=None, help="also time whole-image inference at this side length")
     p.add_argument("--num-classes", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=None,
-                   help="time whole training epochs of a real run (data loading included); the last one counts")
-    p.add_argument("--loader", action="store_true",
-                   help="time the training data loader alone (no model) for --epochs epochs (default 2)")
-    p.add_argument("--suite", choices=["paper-compare", "memory", "feature-reuse"], default=None,
-                   help="paper-compare: every cell of configs/bench/paper_compare.yaml beside the paper code's "
-                        "figures; memory: configs/bench/memory.yaml (peak memory by backbone, strategy, size); "
-                        "feature-reuse: configs/bench/feature_reuse.yaml (frozen runs with/without feature reuse)")
-    p.add_argument("--run-epochs", type=int, default=None,
-                   help="time each epoch's training and validation of a real run (feature-reuse cells)")
-    p.add_argument("--no-before", action="store_true",
-                   help="paper-compare: skip the same-machine runs with the optimisations switched off")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="time whole training epochs of a real run (data loading included); the last one counts",
+    )
+    p.add_argument(
+        "--loader",
+        action="store_true",
+        help="time the training data loader alone (no model) for --epochs epochs (default 2)",
+    )
+    p.add_argument(
+        "--suite",
+        choices=["paper-compare", "memory", "feature-reuse"],
+        default=None,
+        help="paper-compare: every cell of configs/bench/paper_compare.yaml beside the paper code's "
+        "figures; memory: configs/bench/memory.yaml (peak memory by backbone, strategy, size); "
+        "feature-reuse: configs/bench/feature_reuse.yaml (frozen runs with/without feature reuse)",
+    )
+    p.add_argument(
+        "--run-epochs",
+        type=int,
+        default=None,
+        help="time each epoch's training and validation of a real run (feature-reuse cells)",
+    )
+    p.add_argument(
+        "--no-before",
+        action="store_true",
+        help="paper-compare: skip the same-machine runs with the optimisations switched off",
+    )
     p.add_argument("--out", type=Path, default=None, help="write JSON here (printed otherwise)")
     args, overrides = p.parse_known_args(argv)
     if args.suite == "paper-compare":

@@ -33,6 +33,7 @@ def _linear_pointwise_flop(x_shape, w_shape, *args, out_shape=None, **kwargs) ->
 
 def _as_registered(formula):
     """PyTorch's own formulas already take tensors (`_get_raw`): mark them so they are not wrapped twice."""
+
     def counted(*args, **kwargs):
         return formula(*args, **kwargs)
 

@@ -121,8 +121,15 @@ def model_costs(cfg: DictConfig, num_classes: int, input_size: int) -> ModelCost
         evaluation = count_flops(lambda: model(x))
         backbone = count_flops(lambda: model.backbone(x))
     trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    return ModelCosts(train, evaluation, backbone, bool(getattr(model.adapter, "reuses_features", False)),
-                      sum(p.numel() * p.element_size() for p in model.parameters()), trainable, saved[0])
+    return ModelCosts(
+        train,
+        evaluation,
+        backbone,
+        bool(getattr(model.adapter, "reuses_features", False)),
+        sum(p.numel() * p.element_size() for p in model.parameters()),
+        trainable,
+        saved[0],
+    )
 
 
 def count_windows(side_h: int, side_w: int, window: int, mode: str, overlap: float) -> int:
@@ -155,8 +162,10 @@ def data_counts(cfg: DictConfig, window: int) -> tuple[dict[str, int], dict[str,
     images = {k: len(v) for k, v in data.splits.items()}
     windows = {}
     for split in ("val", "test"):
-        windows[split] = sum(count_windows(*image_size(data.source, s), window, str(cfg.eval.mode),
-                                           float(cfg.eval.overlap)) for s in data.splits[split])
+        windows[split] = sum(
+            count_windows(*image_size(data.source, s), window, str(cfg.eval.mode), float(cfg.eval.overlap))
+            for s in data.splits[split]
+        )
     return images, windows
 
 
@@ -164,14 +173,18 @@ def validations(epochs: int, every: int) -> int:
     return sum(1 for e in range(epochs) if (e + 1) % every == 0 or e + 1 == epochs)
 
 
-def cell_compute(cfg: DictConfig, costs: ModelCosts, images: dict[str, int], windows: dict[str, int],
-                 views: int | None) -> tuple[float, float, float | None]:
+def cell_compute(
+    cfg: DictConfig, costs: ModelCosts, images: dict[str, int], windows: dict[str, int], views: int | None
+) -> tuple[float, float, float | None]:
     """FLOPs as configured, without any reuse, and with `views` training views."""
     from densebench.engine.features import parse_views
 
     epochs, n_val = int(cfg.train.epochs), validations(int(cfg.train.epochs), int(cfg.train.val_every))
-    plain = (costs.train_flops * images["train"] * epochs + costs.eval_flops * windows["val"] * n_val
-             + costs.eval_flops * windows["test"])
+    plain = (
+        costs.train_flops * images["train"] * epochs
+        + costs.eval_flops * windows["val"] * n_val
+        + costs.eval_flops * windows["test"]
+    )
     if not costs.reusable:
         return plain, plain, None
     eval_reuse = str(cfg.eval.get("feature_cache", {}).get("store", "off")) != "off"
@@ -206,7 +219,9 @@ def bench_rate(path: str) -> tuple[float, str]:
         result = read_json(Path(path))
         rate = float(result["gflop_per_s"]) * 1e9
     except (OSError, ValueError, KeyError, TypeError):
-        raise ConfigError(f"--bench {path}: not a `densebench bench --epochs N --out FILE` result with gflop_per_s") from None
+        raise ConfigError(
+            f"--bench {path}: not a `densebench bench --epochs N --out FILE` result with gflop_per_s"
+        ) from None
     return rate, f"{rate / 1e9:.0f} GFLOP/s measured by densebench bench ({path})"
 
 
@@ -225,14 +240,29 @@ def plan(args: list[str], rate: float, views: int | None) -> list[CellPlan]:
         for overrides in cells_overrides:
             cfg = compose("config", overrides=overrides)
             cell = Cell.from_config(cfg, overrides)
-            row = CellPlan(list(overrides), str(cell.run_dir), cell.dataset, cell.model, cell.adapter, cell.seed,
-                           state(cell.run_dir))
+            row = CellPlan(
+                list(overrides),
+                str(cell.run_dir),
+                cell.dataset,
+                cell.model,
+                cell.adapter,
+                cell.seed,
+                state(cell.run_dir),
+            )
             out.append(row)
             try:
                 size = resolve_input_size(cfg, build_on_meta(cfg.model))
                 row.input_size = size
-                data_key = json.dumps([OmegaConf.to_container(cfg.dataset, resolve=True), int(cfg.seed), size,
-                                       OmegaConf.to_container(cfg.eval, resolve=True)], sort_keys=True, default=str)
+                data_key = json.dumps(
+                    [
+                        OmegaConf.to_container(cfg.dataset, resolve=True),
+                        int(cfg.seed),
+                        size,
+                        OmegaConf.to_container(cfg.eval, resolve=True),
+                    ],
+                    sort_keys=True,
+                    default=str,
+                )
                 if data_key not in counts:
                     try:
                         counts[data_key] = data_counts(cfg, size)
@@ -244,8 +274,11 @@ def plan(args: list[str], rate: float, views: int | None) -> list[CellPlan]:
                     continue
                 row.images, row.windows = found
                 num_classes = len(cfg.dataset.classes)
-                model_key = json.dumps([OmegaConf.to_container(cfg[k], resolve=True) for k in
-                                        ("model", "adapter", "decoder")] + [size, num_classes], default=str)
+                model_key = json.dumps(
+                    [OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "adapter", "decoder")]
+                    + [size, num_classes],
+                    default=str,
+                )
                 if model_key not in costs:
                     costs[model_key] = model_costs(cfg, num_classes, size)
                 c = costs[model_key]
@@ -268,9 +301,12 @@ def totals(cells: list[CellPlan], rate: float) -> dict[str, Any]:
         return sum(t for t in tflop if t is not None) * 1e12 / rate / 3600
 
     return {
-        "cells": len(cells), "done": sum(c.state == "done" for c in cells),
-        "pending": sum(c.state != "done" for c in cells), "unknown": len(cells) - len(known),
-        "hours_all": hours(known, "tflop"), "hours_pending": hours(pending, "tflop"),
+        "cells": len(cells),
+        "done": sum(c.state == "done" for c in cells),
+        "pending": sum(c.state != "done" for c in cells),
+        "unknown": len(cells) - len(known),
+        "hours_all": hours(known, "tflop"),
+        "hours_pending": hours(pending, "tflop"),
         "hours_pending_no_reuse": hours(pending, "tflop_no_reuse"),
         "hours_pending_with_views": hours(pending, "tflop_with_views"),
         "max_memory_gb": max((c.memory_gb for c in known if c.memory_gb is not None), default=None),
@@ -283,8 +319,18 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def render(cells: list[CellPlan], total: dict[str, Any], rate_note: str, views: int | None, console: Console) -> None:
     table = Table(title=f"{total['cells']} cells; rate: {rate_note}", title_justify="left")
-    for col in ("cell", "state", "size", "train/val/test img", "val/test windows", "TFLOP", "hours",
-                "no reuse", *([f"views:{views}"] if views else []), "memory GB"):
+    for col in (
+        "cell",
+        "state",
+        "size",
+        "train/val/test img",
+        "val/test windows",
+        "TFLOP",
+        "hours",
+        "no reuse",
+        *([f"views:{views}"] if views else []),
+        "memory GB",
+    ):
         table.add_column(col, justify="left" if col in ("cell", "state") else "right")
     semantic = [semantic_overrides(c.overrides) for c in cells]
     common = set.intersection(*map(set, semantic)) if semantic else set()
@@ -294,9 +340,15 @@ def render(cells: list[CellPlan], total: dict[str, Any], rate_note: str, views: 
             table.add_row(name, c.state, _fmt(c.input_size, "d"), *["-"] * (6 + bool(views)))
             continue
         table.add_row(
-            name, c.state, str(c.input_size), "/".join(str(c.images.get(k, 0)) for k in ("train", "val", "test")),
-            f"{c.windows['val']}/{c.windows['test']}", _fmt(c.tflop, ".1f"), _fmt(c.hours, ".2f"),
-            _fmt(c.tflop_no_reuse, ".1f"), *([_fmt(c.tflop_with_views, ".1f")] if views else []),
+            name,
+            c.state,
+            str(c.input_size),
+            "/".join(str(c.images.get(k, 0)) for k in ("train", "val", "test")),
+            f"{c.windows['val']}/{c.windows['test']}",
+            _fmt(c.tflop, ".1f"),
+            _fmt(c.hours, ".2f"),
+            _fmt(c.tflop_no_reuse, ".1f"),
+            *([_fmt(c.tflop_with_views, ".1f")] if views else []),
             _fmt(c.memory_gb, ".1f"),
         )
     console.print(table)
@@ -308,8 +360,11 @@ def render(cells: list[CellPlan], total: dict[str, Any], rate_note: str, views: 
         f"{total['done']} done, {total['pending']} pending ({total['unknown']} without an estimate); "
         f"pending compute {total['hours_pending']:.2f} h (all cells {total['hours_all']:.2f} h); "
         f"frozen-feature reuse saves {saved:.2f} h of {total['hours_pending_no_reuse']:.2f} h"
-        + (f"; with train.feature_cache=views:{views} {total['hours_pending_with_views']:.2f} h (protocol change)"
-           if views else "")
+        + (
+            f"; with train.feature_cache=views:{views} {total['hours_pending_with_views']:.2f} h (protocol change)"
+            if views
+            else ""
+        )
         + (f"; largest cell needs {total['max_memory_gb']:.1f} GB" if total["max_memory_gb"] is not None else ""),
         highlight=False,
     )
@@ -320,8 +375,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("-m", "--multirun", action="store_true", help="accepted for symmetry with `densebench run -m`")
     p.add_argument("--device-tflops", type=float, default=None, help="sustained TFLOP/s of the device to plan for")
     p.add_argument("--bench", default=None, help="a `densebench bench --epochs N --out FILE` result: use its rate")
-    p.add_argument("--efficiency", type=float, default=0.75,
-                   help="without a rate: share of this machine's measured GEMM rate the engine sustains")
+    p.add_argument(
+        "--efficiency",
+        type=float,
+        default=0.75,
+        help="without a rate: share of this machine's measured GEMM rate the engine sustains",
+    )
     p.add_argument("--views", type=int, default=None, help="also show the cost with train.feature_cache=views:K")
     p.add_argument("--json", action="store_true", help="print JSON (cells and totals) instead of tables")
     args, overrides = p.parse_known_args(argv)
@@ -341,8 +400,18 @@ def main(argv: list[str]) -> int:
     cells = plan(overrides, rate, args.views)
     total = totals(cells, rate)
     if args.json:
-        print(json.dumps({"rate_flop_per_s": rate, "rate": note, "views": args.views, "totals": total,
-                          "cells": [asdict(c) for c in cells]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "rate_flop_per_s": rate,
+                    "rate": note,
+                    "views": args.views,
+                    "totals": total,
+                    "cells": [asdict(c) for c in cells],
+                },
+                indent=2,
+            )
+        )
     else:
         render(cells, total, note, args.views, console())
     return 0

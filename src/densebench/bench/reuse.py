@@ -40,10 +40,16 @@ def run_epochs(overrides: list[str], epochs: int) -> dict:
             train_s.append(t1 - t0)
         flops = train_flops_per_image(run.model, run.input_size, run.device)
     n_train = len(run.train_set)
-    return {"overrides": overrides, "build_s": build_s, "train_s": train_s, "val_s": val_s,
-            "images": {"train": n_train, "val": len(run.eval_sets["val"])},
-            "feature_cache": feature_cache_block(run.memo),
-            "gflop_per_image": flops / 1e9, "gflop_per_s": flops / 1e9 * n_train / train_s[0]}
+    return {
+        "overrides": overrides,
+        "build_s": build_s,
+        "train_s": train_s,
+        "val_s": val_s,
+        "images": {"train": n_train, "val": len(run.eval_sets["val"])},
+        "feature_cache": feature_cache_block(run.memo),
+        "gflop_per_image": flops / 1e9,
+        "gflop_per_s": flops / 1e9 * n_train / train_s[0],
+    }
 
 
 def extrapolate(rows: dict[str, dict], epochs: int, views: int) -> dict[str, float]:
@@ -58,19 +64,27 @@ def extrapolate(rows: dict[str, dict], epochs: int, views: int) -> dict[str, flo
     out["val reuse"] = epochs * train_plain + val_first + (epochs - 1) * val_cached
     train_first, train_cached = views_row["train_s"][0], views_row["train_s"][-1]
     k = min(views, epochs)
-    out["val reuse + views"] = (k * train_first + (epochs - k) * train_cached
-                                + val_first + (epochs - 1) * val_cached)
+    out["val reuse + views"] = k * train_first + (epochs - k) * train_cached + val_first + (epochs - 1) * val_cached
     return out
 
 
 def feature_reuse(extra: list[str]) -> dict:
     suite: dict[str, Any] = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "feature_reuse.yaml"))  # type: ignore[assignment]
     epochs = int(suite["epochs"])
-    result: dict[str, Any] = {"suite": "feature-reuse", "extra_overrides": extra, "epochs": epochs, "views": suite["views"],
-              "extrapolate_epochs": suite["extrapolate_epochs"], "machine": machine(), "models": {}}
+    result: dict[str, Any] = {
+        "suite": "feature-reuse",
+        "extra_overrides": extra,
+        "epochs": epochs,
+        "views": suite["views"],
+        "extrapolate_epochs": suite["extrapolate_epochs"],
+        "machine": machine(),
+        "models": {},
+    }
     for model, m_over in suite["models"].items():
-        rows = {name: _in_subprocess(["--run-epochs", str(epochs)], [*suite["common"], *m_over, *v_over, *extra])
-                for name, v_over in suite["variants"].items()}
+        rows = {
+            name: _in_subprocess(["--run-epochs", str(epochs)], [*suite["common"], *m_over, *v_over, *extra])
+            for name, v_over in suite["variants"].items()
+        }
         entry: dict[str, Any] = {"rows": rows}
         if not any("error" in r for r in rows.values()):
             whole = extrapolate(rows, int(suite["extrapolate_epochs"]), int(suite["views"]))
@@ -90,11 +104,21 @@ def print_reuse(result: dict) -> None:
 
     m = result["machine"]
     n = result["extrapolate_epochs"]
-    table = Table(title=f"frozen-feature reuse on {m['processor']} ({m['cpu_count']} CPUs, {m['torch_threads']} "
-                        f"threads): seconds per epoch part (epoch 1 / epoch {result['epochs']}), "
-                        f"{n}-epoch run extrapolated with views:{result['views']}")
-    for col in ("backbone", "variant", "train s", "val s", f"{result['epochs']} epochs s", "speedup",
-                f"{n} epochs h", f"{n}-epoch speedup"):
+    table = Table(
+        title=f"frozen-feature reuse on {m['processor']} ({m['cpu_count']} CPUs, {m['torch_threads']} "
+        f"threads): seconds per epoch part (epoch 1 / epoch {result['epochs']}), "
+        f"{n}-epoch run extrapolated with views:{result['views']}"
+    )
+    for col in (
+        "backbone",
+        "variant",
+        "train s",
+        "val s",
+        f"{result['epochs']} epochs s",
+        "speedup",
+        f"{n} epochs h",
+        f"{n}-epoch speedup",
+    ):
         table.add_column(col, justify="left" if col in ("backbone", "variant") else "right")
     for model, entry in result["models"].items():
         for name, row in entry["rows"].items():
@@ -102,8 +126,13 @@ def print_reuse(result: dict) -> None:
                 table.add_row(model, name, "failed: " + row["error"], *[""] * 5)
                 continue
             table.add_row(
-                model, name, " / ".join(f"{t:.1f}" for t in row["train_s"]), " / ".join(f"{t:.1f}" for t in row["val_s"]),
-                f"{entry['measured_s'][name]:.1f}", f"{entry['measured_speedup'][name]:.2f}x",
-                f"{entry['extrapolated_s'][name] / 3600:.2f}", f"{entry['speedup'][name]:.2f}x",
+                model,
+                name,
+                " / ".join(f"{t:.1f}" for t in row["train_s"]),
+                " / ".join(f"{t:.1f}" for t in row["val_s"]),
+                f"{entry['measured_s'][name]:.1f}",
+                f"{entry['measured_speedup'][name]:.2f}x",
+                f"{entry['extrapolated_s'][name] / 3600:.2f}",
+                f"{entry['speedup'][name]:.2f}x",
             )
     _console().print(table)

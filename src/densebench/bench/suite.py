@@ -63,10 +63,17 @@ def epoch_bench(overrides: list[str], epochs: int) -> dict:
         flops = train_flops_per_image(run.model, run.input_size, run.device)  # after timing: it adds a step
     images_per_s = len(run.train_set) / times[-1]
     return {
-        "overrides": overrides, "epochs": epochs, "epoch_s": times, "iters_per_epoch": loader_len,
-        "s_per_iter": times[-1] / loader_len, "images_per_s": images_per_s, "peak_rss_mb": peak_rss_mb,
-        "peak_cuda_mb": peak_cuda_mb, "params": counts,
-        "gflop_per_image": flops / 1e9, "gflop_per_s": flops / 1e9 * images_per_s,
+        "overrides": overrides,
+        "epochs": epochs,
+        "epoch_s": times,
+        "iters_per_epoch": loader_len,
+        "s_per_iter": times[-1] / loader_len,
+        "images_per_s": images_per_s,
+        "peak_rss_mb": peak_rss_mb,
+        "peak_cuda_mb": peak_cuda_mb,
+        "params": counts,
+        "gflop_per_image": flops / 1e9,
+        "gflop_per_s": flops / 1e9 * images_per_s,
         "minor_page_faults": faults,  # per epoch: copy-on-write after forking loader workers shows here
     }
 
@@ -82,9 +89,15 @@ def loader_bench(overrides: list[str], epochs: int) -> dict:
             for batch in run.loader(run.train_set, True, epoch):
                 n += len(batch["image"])
             rates.append(n / (time.perf_counter() - t0))
-    return {"overrides": overrides, "input_size": run.input_size, "batch_size": int(cfg.train.batch_size),
-            "num_workers": int(cfg.train.num_workers), "cache": cfg.cache_dir is not None,
-            "images": len(run.train_set), "images_per_s": rates}
+    return {
+        "overrides": overrides,
+        "input_size": run.input_size,
+        "batch_size": int(cfg.train.batch_size),
+        "num_workers": int(cfg.train.num_workers),
+        "cache": cfg.cache_dir is not None,
+        "images": len(run.train_set),
+        "images_per_s": rates,
+    }
 
 
 def gemm_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
@@ -110,9 +123,13 @@ def gemm_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
 def host_facts() -> dict:
     """What every benchmark result says of the machine that produced it."""
     return {
-        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "host": platform.node(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "host": platform.node(),
     }
 
 
@@ -126,7 +143,8 @@ def _in_subprocess(flags: list[str], overrides: list[str]) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         proc = subprocess.run(
             [sys.executable, "-m", "densebench", "bench", *flags, "--out", out.name, *overrides],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             killed = proc.returncode < 0 and f"killed by signal {-proc.returncode} (out of memory?)"
@@ -141,15 +159,22 @@ def _epochs_in_subprocess(overrides: list[str]) -> dict:
 def memory_table(extra: list[str]) -> dict:
     """Peak memory of one training step per backbone size x strategy x input size (configs/bench/memory.yaml)."""
     suite = to_dict(load_yaml(config_dir() / "bench" / "memory.yaml"), resolve=False)
-    cells = [(model, name, size, [*m_over, *s_over])
-             for model, m_over in suite["models"].items() for size in suite["sizes"]
-             for name, s_over in suite["strategies"].items()]
-    cells += [(model, c["name"], c["size"], [*m_over, *c["overrides"]])
-              for model, m_over in suite["models"].items() for c in suite.get("extra_cells", [])]
+    cells = [
+        (model, name, size, [*m_over, *s_over])
+        for model, m_over in suite["models"].items()
+        for size in suite["sizes"]
+        for name, s_over in suite["strategies"].items()
+    ]
+    cells += [
+        (model, c["name"], c["size"], [*m_over, *c["overrides"]])
+        for model, m_over in suite["models"].items()
+        for c in suite.get("extra_cells", [])
+    ]
     rows = []
     for model, name, size, overrides in cells:
-        ours = _in_subprocess(["--iters", "1", "--warmup", "0"],
-                              [*suite["common"], *overrides, f"input_size={size}", *extra])
+        ours = _in_subprocess(
+            ["--iters", "1", "--warmup", "0"], [*suite["common"], *overrides, f"input_size={size}", *extra]
+        )
         rows.append({"model": model, "strategy": name, "input_size": size, "result": ours})
     return {"suite": "memory", "extra_overrides": extra, "machine": machine(), "rows": rows}
 
@@ -166,8 +191,14 @@ def print_memory(result: dict) -> None:
             continue
         train = r["train"]
         peak = train["peak_cuda_mb"] if train.get("peak_cuda_mb") is not None else train["peak_rss_mb"]
-        table.add_row(row["model"], row["strategy"], f"{row['input_size']}²", f"{peak:.0f}",
-                      f"{train['s_per_iter']:.1f}", f"{r['params']['trainable_total']:,}")
+        table.add_row(
+            row["model"],
+            row["strategy"],
+            f"{row['input_size']}²",
+            f"{peak:.0f}",
+            f"{train['s_per_iter']:.1f}",
+            f"{r['params']['trainable_total']:,}",
+        )
     _console().print(table)
 
 
@@ -176,15 +207,24 @@ def paper_compare(extra: list[str], before: bool = True) -> dict:
     rows = []
     for cell in suite["cells"]:
         overrides = [*suite["common"], *cell["overrides"], *extra]
-        row = {"name": cell["name"], "paper": cell["paper"], "target": cell["target"],
-               "ours": _epochs_in_subprocess(overrides)}
+        row = {
+            "name": cell["name"],
+            "paper": cell["paper"],
+            "target": cell["target"],
+            "ours": _epochs_in_subprocess(overrides),
+        }
         if before and cell.get("before", True):
             row["before"] = _epochs_in_subprocess([*overrides, *suite["before"]])
         rows.append(row)
     m = machine()
     peak = max(m["gemm_fp32_gflops"].values())
-    return {"suite": "paper-compare", "before_overrides": suite["before"], "extra_overrides": extra,
-            "machine": m, "rows": [assess(row, peak) for row in rows]}
+    return {
+        "suite": "paper-compare",
+        "before_overrides": suite["before"],
+        "extra_overrides": extra,
+        "machine": m,
+        "rows": [assess(row, peak) for row in rows],
+    }
 
 
 def assess(row: dict, peak_gflops: float) -> dict:
@@ -230,24 +270,54 @@ def _console() -> Console:
 def print_compare(result: dict) -> None:
     m = result["machine"]
     gemm = ", ".join(f"{k} {v:.0f}" for k, v in m["gemm_fp32_gflops"].items())
-    table = Table(title=f"paper-compare on {m['processor']} ({m['cpu_count']} CPUs, {m['torch_threads']} threads; "
-                        f"fp32 GEMM GFLOP/s: {gemm}); ceiling = img/s with every counted FLOP at the best GEMM rate")
-    for col in ("cell", "GFLOP/img", "paper img/s", "target img/s", "ceiling img/s", "before img/s", "ours img/s",
-                "ours GFLOP/s", "vs paper", "vs before", "RSS MB paper/before/ours", "target RSS MB", "target met"):
+    table = Table(
+        title=f"paper-compare on {m['processor']} ({m['cpu_count']} CPUs, {m['torch_threads']} threads; "
+        f"fp32 GEMM GFLOP/s: {gemm}); ceiling = img/s with every counted FLOP at the best GEMM rate"
+    )
+    for col in (
+        "cell",
+        "GFLOP/img",
+        "paper img/s",
+        "target img/s",
+        "ceiling img/s",
+        "before img/s",
+        "ours img/s",
+        "ours GFLOP/s",
+        "vs paper",
+        "vs before",
+        "RSS MB paper/before/ours",
+        "target RSS MB",
+        "target met",
+    ):
         table.add_column(col, justify="left" if col in ("cell", "target met") else "right")
     fmt = lambda d, k, f: f.format(d[k]) if d and k in d else "-"  # noqa: E731
     for row in result["rows"]:
         p, o, b, goal = row["paper"], row["ours"], row.get("before"), row["goal"]
         if "error" in o:
-            table.add_row(row["name"], "", fmt(p, "images_per_s", "{:.2f}"), fmt(goal, "images_per_s", "{:.2f}"),
-                          "", "", "failed: " + o["error"], *[""] * 6)
+            table.add_row(
+                row["name"],
+                "",
+                fmt(p, "images_per_s", "{:.2f}"),
+                fmt(goal, "images_per_s", "{:.2f}"),
+                "",
+                "",
+                "failed: " + o["error"],
+                *[""] * 6,
+            )
             continue
         table.add_row(
-            row["name"], f"{o['gflop_per_image']:.0f}", fmt(p, "images_per_s", "{:.2f}"),
-            fmt(goal, "images_per_s", "{:.2f}"), f"{row['ceiling_images_per_s']:.2f}", fmt(b, "images_per_s", "{:.2f}"),
-            fmt(o, "images_per_s", "{:.2f}"), f"{o['gflop_per_s']:.0f} ({row['share_of_peak']:.0%})",
-            _ratio(o, p, "images_per_s"), _ratio(o, b, "images_per_s"),
-            " / ".join(fmt(d, "peak_rss_mb", "{:.0f}") for d in (p, b, o)), fmt(goal, "peak_rss_mb", "{:.0f}"),
+            row["name"],
+            f"{o['gflop_per_image']:.0f}",
+            fmt(p, "images_per_s", "{:.2f}"),
+            fmt(goal, "images_per_s", "{:.2f}"),
+            f"{row['ceiling_images_per_s']:.2f}",
+            fmt(b, "images_per_s", "{:.2f}"),
+            fmt(o, "images_per_s", "{:.2f}"),
+            f"{o['gflop_per_s']:.0f} ({row['share_of_peak']:.0%})",
+            _ratio(o, p, "images_per_s"),
+            _ratio(o, b, "images_per_s"),
+            " / ".join(fmt(d, "peak_rss_mb", "{:.0f}") for d in (p, b, o)),
+            fmt(goal, "peak_rss_mb", "{:.0f}"),
             _verdict(row),
         )
     _console().print(table)

@@ -96,7 +96,9 @@ class SegmentationSource(ABC):
             raise DataError(f"dataset '{self.cfg.name}' needs dataset.root=PATH (the unzipped release)")
         path = Path(str(root)).expanduser()
         if not path.is_dir():
-            raise DataError(f"dataset '{self.cfg.name}': dataset.root={path} is not a directory; point it at the unzipped release")
+            raise DataError(
+                f"dataset '{self.cfg.name}': dataset.root={path} is not a directory; point it at the unzipped release"
+            )
         return path
 
     @abstractmethod

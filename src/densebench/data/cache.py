@@ -28,8 +28,23 @@ from densebench.files import write_atomic
 
 # Config keys that choose samples or sizes but never change how a sample decodes.
 NOT_DECODING = frozenset(
-    {"split", "split_seed", "split_file", "val_fraction", "fractions", "display_name", "published_key",
-     "min_side", "max_input_size", "paper_input_size", "level", "category", "root", "colors", "instance_eval"}
+    {
+        "split",
+        "split_seed",
+        "split_file",
+        "val_fraction",
+        "fractions",
+        "display_name",
+        "published_key",
+        "min_side",
+        "max_input_size",
+        "paper_input_size",
+        "level",
+        "category",
+        "root",
+        "colors",
+        "instance_eval",
+    }
 )
 
 

@@ -82,8 +82,9 @@ def cmd_list(overrides: list[str]) -> int:
         except DenseBenchError as exc:
             classes, status = list(cfg.get("classes") or []), f"[red]error[/red]: {exc}"
         shown = ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")
-        table.add_row(name, str(cfg.level), str(cfg.format),
-                      f"{len(classes)}: {shown}" if classes else "from the data", status)
+        table.add_row(
+            name, str(cfg.level), str(cfg.format), f"{len(classes)}: {shown}" if classes else "from the data", status
+        )
     console.print(table)
     return 0
 
@@ -134,10 +135,17 @@ def _check(full: DictConfig, cfg: DictConfig, handler: _Collect) -> int:
 
     tags = Counter(s.split or "none" for s in samples)
     groups = {s.group for s in samples if s.group is not None}
-    console.print(f"[bold]{cfg.get('display_name', cfg.name)}[/bold] ({cfg.name}, format {cfg.format}) at {cfg.get('root')}")
-    console.print(f"  {len(samples)} images; release split tags: {dict(tags)}; {len(groups) or 'no'} patient/slide groups")
+    console.print(
+        f"[bold]{cfg.get('display_name', cfg.name)}[/bold] ({cfg.name}, format {cfg.format}) at {cfg.get('root')}"
+    )
+    console.print(
+        f"  {len(samples)} images; release split tags: {dict(tags)}; {len(groups) or 'no'} patient/slide groups"
+    )
     if sizes:
-        console.print(f"  dataset.split={cfg.get('split_file') or cfg.get('split')}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+        console.print(
+            f"  dataset.split={cfg.get('split_file') or cfg.get('split')}: "
+            + ", ".join(f"{k} {v}" for k, v in sizes.items())
+        )
     if source.has_instances:
         console.print(f"  instance maps: {with_instances} images with at least one instance")
     _histogram(source, pixels, images_with)
@@ -196,7 +204,9 @@ def cmd_export(argv: list[str]) -> int:
         Image.fromarray(record.image).save(f"{stem}_image.png")
         Image.fromarray(record.mask).save(f"{stem}_mask.png")
         Image.fromarray(colourize(record.image, record.mask, colours, source.ignore_index)).save(f"{stem}_overlay.png")
-    console.print(f"wrote {len(samples) - failed} sample(s) x 3 PNGs to {args.out}" + (f"; {failed} failed" if failed else ""))
+    console.print(
+        f"wrote {len(samples) - failed} sample(s) x 3 PNGs to {args.out}" + (f"; {failed} failed" if failed else "")
+    )
     return 1 if failed else 0
 
 

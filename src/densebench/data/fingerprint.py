@@ -48,16 +48,27 @@ def files_fingerprint(samples: Iterable[Sample], root: str | Path | None) -> str
     return h.hexdigest()[:16] if any_file else None
 
 
-def check_same_data(run_dir: Path, recorded: dict[str, Any], recorded_root: Any, current: dict[str, Any],
-                    current_root: Any, finished: bool) -> None:
+def check_same_data(
+    run_dir: Path,
+    recorded: dict[str, Any],
+    recorded_root: Any,
+    current: dict[str, Any],
+    current_root: Any,
+    finished: bool,
+) -> None:
     """Raise unless `current` data facts match the `recorded` ones (keys of every split, file contents)."""
     same = recorded.get("fingerprint") == current.get("fingerprint") and (
-        recorded.get("files_fingerprint") is None or recorded.get("files_fingerprint") == current.get("files_fingerprint"))
+        recorded.get("files_fingerprint") is None
+        or recorded.get("files_fingerprint") == current.get("files_fingerprint")
+    )
     if same:
         return
     what = "finished" if finished else "unfinished"
-    where = (f"dataset.root={recorded_root}" if recorded_root == current_root
-             else f"dataset.root={recorded_root}, now dataset.root={current_root}")
+    where = (
+        f"dataset.root={recorded_root}"
+        if recorded_root == current_root
+        else f"dataset.root={recorded_root}, now dataset.root={current_root}"
+    )
     raise ConfigError(
         f"{run_dir} holds a {what} run on other data than this command's ({where}; its files or splits differ); "
         "add force=true to rerun it on this data, or choose another output_dir"
@@ -82,5 +93,7 @@ def check_or_record(run_dir: Path, facts: dict[str, Any], root: Any, resuming: b
     if resuming and path.is_file():
         previous = read_json(path)
         check_same_data(run_dir, previous, previous.get("root"), facts, root, finished=False)
-    write_json(path, {"fingerprint": facts.get("fingerprint"), "files_fingerprint": facts.get("files_fingerprint"),
-                      "root": root})
+    write_json(
+        path,
+        {"fingerprint": facts.get("fingerprint"), "files_fingerprint": facts.get("files_fingerprint"), "root": root},
+    )

@@ -105,7 +105,9 @@ def read_label(path: str | Path) -> np.ndarray:
     return np.asarray(img)
 
 
-def colours_to_ids(rgb: np.ndarray, colours: Sequence[Sequence[int]], where: str, ignore_index: int = 255) -> np.ndarray:
+def colours_to_ids(
+    rgb: np.ndarray, colours: Sequence[Sequence[int]], where: str, ignore_index: int = 255
+) -> np.ndarray:
     """Map an RGB label image to class ids by exact colour; an unknown colour is an error, not background."""
     flat = rgb.reshape(-1, 3).astype(np.int64)
     codes = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
@@ -195,13 +197,17 @@ def open_npy(path: str | Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
-        raise DataError(f"{path}: cannot memory-map .npy ({type(exc).__name__}: {exc}); the file may be truncated") from None
+        raise DataError(
+            f"{path}: cannot memory-map .npy ({type(exc).__name__}: {exc}); the file may be truncated"
+        ) from None
 
 
 # --- Release layouts read by named regex groups, colour labels, metadata tables (gland/tissue releases) ---
 
 
-def find_matches(root: Path, pattern: str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[tuple[Path, dict[str, str]]]:
+def find_matches(
+    root: Path, pattern: str, suffixes: Sequence[str] = IMAGE_SUFFIXES
+) -> list[tuple[Path, dict[str, str]]]:
     """Like `find_files`, but also return the regex's named groups (key, split, patient ...) per file."""
     rx = re.compile(pattern, re.IGNORECASE)
     out = []

@@ -49,6 +49,8 @@ def default_palette(n: int) -> np.ndarray:
         chosen.append(pick)
         nearest = np.minimum(nearest, np.linalg.norm(lab - lab[pick], axis=-1))
     return grid[chosen].astype(np.uint8)
+
+
 ALPHA = 0.5  # weight of the class colour over the image
 IGNORED_SHADE = 0.3  # ignored pixels are darkened to this fraction
 BORDER = (20, 20, 20)  # colour of the lines between regions

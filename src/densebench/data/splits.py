@@ -96,7 +96,9 @@ def make_splits(samples: Sequence[Sample], cfg: DictConfig, seed: int) -> dict[s
         elif mode == "grouped":
             out = grouped_split(samples, _fractions(cfg), split_seed)
         else:
-            raise ConfigError(f"dataset.split={mode} is not known; use official, paper, grouped or dataset.split_file=PATH")
+            raise ConfigError(
+                f"dataset.split={mode} is not known; use official, paper, grouped or dataset.split_file=PATH"
+            )
     for name in SPLITS:
         if not out[name]:
             raise DataError(f"dataset '{cfg.name}': the {name} split is empty ({len(samples)} samples found)")

@@ -59,8 +59,12 @@ def paper(size: int) -> list[A.BasicTransform]:
         A.RandomBrightnessContrast(brightness_limit=0.3, contrast_limit=0.3, p=0.4),
         A.RandomGamma(gamma_limit=(70, 130), p=0.3),
         A.CoarseDropout(
-            num_holes_range=(1, 4), hole_height_range=(0.05, 0.15), hole_width_range=(0.05, 0.15),
-            fill=0, fill_mask=None, p=0.3,
+            num_holes_range=(1, 4),
+            hole_height_range=(0.05, 0.15),
+            hole_width_range=(0.05, 0.15),
+            fill=0,
+            fill_mask=None,
+            p=0.3,
         ),
     ]
 

@@ -134,7 +134,9 @@ class GlobalBatchNorm(nn.BatchNorm2d):
         g_mean = (n * means).sum(0) / total
         g_var = (n * (variances + (means - g_mean) ** 2)).sum(0) / total
         if self.track_running_stats:
-            assert self.num_batches_tracked is not None and self.running_mean is not None and self.running_var is not None
+            assert (
+                self.num_batches_tracked is not None and self.running_mean is not None and self.running_var is not None
+            )
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
@@ -151,8 +153,9 @@ def convert_batchnorm(module: nn.Module) -> nn.Module:
     """Swap every BatchNorm2d for a GlobalBatchNorm sharing its parameters and buffers (same state-dict keys)."""
     for name, child in module.named_children():
         if type(child) is nn.BatchNorm2d:
-            new = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
-                                  child.track_running_stats)
+            new = GlobalBatchNorm(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
             new.train(child.training)
             for key, value in [*child.named_parameters(recurse=False), *child.named_buffers(recurse=False)]:
                 setattr(new, key, value)

@@ -63,7 +63,9 @@ def _label(path: Path) -> np.ndarray:
     return arr
 
 
-def pair_files(pred_dir: Path, gt_dir: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[tuple[str, Path, Path]]:
+def pair_files(
+    pred_dir: Path, gt_dir: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES
+) -> list[tuple[str, Path, Path]]:
     for d, opt in ((pred_dir, "--pred"), (gt_dir, "--gt")):
         if not d.is_dir():
             raise DataError(f"{opt} {d} is not a directory")
@@ -86,8 +88,14 @@ def score(pairs, num_classes: int, ignore_index: int, names: list[str], n_bootst
         if pred.shape != gt.shape:
             raise DataError(f"{pred_path}: size {pred.shape[::-1]} differs from ground truth {gt.shape[::-1]}")
         try:
-            cms.append(confusion_matrix(torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(gt.astype(np.int64)),
-                                        num_classes, ignore_index))
+            cms.append(
+                confusion_matrix(
+                    torch.from_numpy(pred.astype(np.int64)),
+                    torch.from_numpy(gt.astype(np.int64)),
+                    num_classes,
+                    ignore_index,
+                )
+            )
         except ValueError as exc:
             raise DataError(f"{key}: {exc}; check --num-classes/--ignore-index") from None
     return {"eval_mode": "external", **test_block(torch.stack(cms), names, n_bootstrap, ci, seed)}
@@ -104,8 +112,9 @@ def main(argv: list[str]) -> int:
     names = args.class_names.split(",") if args.class_names else [f"class_{i}" for i in range(args.num_classes)]
     if len(names) != args.num_classes:
         raise DataError(f"--class-names has {len(names)} names but --num-classes is {args.num_classes}")
-    result = score(pair_files(args.pred, args.gt), args.num_classes, args.ignore_index, names,
-                   args.n_bootstrap, args.ci, args.seed)
+    result = score(
+        pair_files(args.pred, args.gt), args.num_classes, args.ignore_index, names, args.n_bootstrap, args.ci, args.seed
+    )
     return _output(result, METRIC_KEYS, args)
 
 

@@ -27,7 +27,14 @@ from densebench.data.formats._nuclei import as_instances
 from densebench.data.formats.hovernet import id_class_map
 from densebench.data.io import IMAGE_SUFFIXES, read_label, read_mat
 from densebench.errors import DataError
-from densebench.metrics.instance import InstanceScorer, InstanceSettings, extract, from_instances, ground_truth, object_classes
+from densebench.metrics.instance import (
+    InstanceScorer,
+    InstanceSettings,
+    extract,
+    from_instances,
+    ground_truth,
+    object_classes,
+)
 
 SUFFIXES = IMAGE_SUFFIXES + (".npy", ".mat")
 
@@ -37,10 +44,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = "--instances files:\n" + __doc__.split("\n", 2)[2]
     g = p.add_argument_group("--instances (instance ground truth and instance or semantic predictions)")
     g.add_argument("--instances", action="store_true", help="score objects: --gt/--pred hold instance-id files")
-    g.add_argument("--pred-kind", choices=("instances", "semantic"), default="instances",
-                   help="predictions are instance-id files (default) or class-id maps to split into instances")
-    g.add_argument("--object-classes", default=None, help="comma-separated class names scored as objects (default: all but background)")
-    g.add_argument("--method", choices=("components", "watershed"), default="components", help="how semantic predictions are split")
+    g.add_argument(
+        "--pred-kind",
+        choices=("instances", "semantic"),
+        default="instances",
+        help="predictions are instance-id files (default) or class-id maps to split into instances",
+    )
+    g.add_argument(
+        "--object-classes",
+        default=None,
+        help="comma-separated class names scored as objects (default: all but background)",
+    )
+    g.add_argument(
+        "--method", choices=("components", "watershed"), default="components", help="how semantic predictions are split"
+    )
     g.add_argument("--min-size", type=int, default=10, help="semantic predictions: drop objects under this many pixels")
     g.add_argument("--per-class", action="store_true", help="semantic predictions: components of each class apart")
     g.add_argument("--match-iou", type=float, default=0.5)
@@ -105,21 +122,39 @@ def score(pairs, args: argparse.Namespace) -> tuple[dict, bytes]:
     typed = args.class_names is not None
     names = args.class_names.split(",") if typed else ["background", "object"]
     chosen = args.object_classes.split(",") if args.object_classes else None
-    settings = InstanceSettings(method=args.method, per_class=args.per_class, min_size=args.min_size,
-                                match_iou=args.match_iou, detection_radius=args.detection_radius)
+    settings = InstanceSettings(
+        method=args.method,
+        per_class=args.per_class,
+        min_size=args.min_size,
+        match_iou=args.match_iou,
+        detection_radius=args.detection_radius,
+    )
     ids = object_classes(names, chosen, "--object-classes")
     scorer = InstanceScorer(names, ids, settings)
     for _key, pred_path, gt_path in pairs:
         gt_inst, gt_types = read_instances(gt_path)
         if typed and gt_types is None:
-            raise DataError(f"{gt_path}: --class-names asks for types, but this file has none (see `--help` for where types go)")
-        mask = _check_types(gt_types, len(names), gt_path) if gt_types is not None and typed else (gt_inst > 0).astype(np.uint8)
+            raise DataError(
+                f"{gt_path}: --class-names asks for types, but this file has none (see `--help` for where types go)"
+            )
+        mask = (
+            _check_types(gt_types, len(names), gt_path)
+            if gt_types is not None and typed
+            else (gt_inst > 0).astype(np.uint8)
+        )
         if args.pred_kind == "semantic":
             classes = read_classes(pred_path)
             labels = _check_types(classes, len(names), pred_path) if typed else (classes > 0).astype(np.uint8)
             _same_size(labels, gt_inst, pred_path)
-            pred = extract(labels, ids, settings.method, settings.per_class, settings.connectivity,
-                           settings.min_size, settings.watershed_h)
+            pred = extract(
+                labels,
+                ids,
+                settings.method,
+                settings.per_class,
+                settings.connectivity,
+                settings.min_size,
+                settings.watershed_h,
+            )
         else:
             pred_inst, pred_types = read_instances(pred_path)
             if typed and pred_types is None:

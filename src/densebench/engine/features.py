@@ -77,17 +77,23 @@ def weights_digest(module: torch.nn.Module) -> str:
 def data_digest(source: Any, splits: dict[str, list]) -> str:
     """Fingerprint of every sample of every split (decode config, keys, file path/size/mtime)."""
     digest = config_digest(source)
-    return hashlib.sha256(json.dumps(
-        {k: [fingerprint(s, digest) for s in v] for k, v in sorted(splits.items())}
-    ).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps({k: [fingerprint(s, digest) for s in v] for k, v in sorted(splits.items())}).encode()
+    ).hexdigest()
 
 
 class FeatureMemo:
     """Backbone outputs keyed by (group, index) — group = (split, sample key) for evaluation windows,
     numbered in the order the predictor runs them, or ("train", sample key, view) for training views."""
 
-    def __init__(self, store: str = "memory", max_gb: float = 4.0, root: Path | None = None,
-                 evaluation: bool = True, views: int | None = None) -> None:
+    def __init__(
+        self,
+        store: str = "memory",
+        max_gb: float = 4.0,
+        root: Path | None = None,
+        evaluation: bool = True,
+        views: int | None = None,
+    ) -> None:
         if store not in ("memory", "disk"):
             raise ConfigError(f"eval.feature_cache.store={store}: use memory, disk or off")
         if store == "disk" and root is None:
@@ -215,12 +221,18 @@ class FeatureMemo:
         self.bytes -= sum(t.element_size() * t.numel() for _, t in entries.values())
 
     def stats(self) -> dict[str, Any]:
-        return {"store": self.store, "hits": self.hits, "misses": self.misses, "recomputed": self.recomputed,
-                "stored_mb": self.bytes / 2**20 if self.store == "memory" else None}
+        return {
+            "store": self.store,
+            "hits": self.hits,
+            "misses": self.misses,
+            "recomputed": self.recomputed,
+            "stored_mb": self.bytes / 2**20 if self.store == "memory" else None,
+        }
 
 
-def open_memo(cfg: DictConfig, run_dir: Path, model: Any, data: Any, input_size: int,
-              precision: str) -> FeatureMemo | None:
+def open_memo(
+    cfg: DictConfig, run_dir: Path, model: Any, data: Any, input_size: int, precision: str
+) -> FeatureMemo | None:
     """The run's memo, attached to its adapter, or None (off, or a strategy whose backbone trains)."""
     settings = cfg.eval.get("feature_cache") or {}
     store = str(settings.get("store", "off"))
@@ -230,17 +242,28 @@ def open_memo(cfg: DictConfig, run_dir: Path, model: Any, data: Any, input_size:
         return None
     if not getattr(adapter, "reuses_features", False):
         if views is not None:
-            raise ConfigError(f"train.feature_cache={cfg.train.feature_cache}: adapter '{cfg.adapter.name}' trains "
-                              "its backbone, so its features cannot be reused; use a frozen, cnn or transformer adapter")
+            raise ConfigError(
+                f"train.feature_cache={cfg.train.feature_cache}: adapter '{cfg.adapter.name}' trains "
+                "its backbone, so its features cannot be reused; use a frozen, cnn or transformer adapter"
+            )
         return None
     root = None
     if store == "disk":
         key = {
-            "weights": weights_digest(adapter.backbone), "adapter": cfg.adapter.name, "input_size": input_size,
-            "precision": precision, "model": OmegaConf.to_container(cfg.model, resolve=True),
-            "eval": {k: OmegaConf.to_container(cfg.eval[k], resolve=True) if OmegaConf.is_config(cfg.eval[k])
-                     else cfg.eval[k] for k in ("mode", "overlap", "window_batch", "blend")},
-            "views": views, "augment": cfg.train.augment, "seed": int(cfg.seed),
+            "weights": weights_digest(adapter.backbone),
+            "adapter": cfg.adapter.name,
+            "input_size": input_size,
+            "precision": precision,
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "eval": {
+                k: OmegaConf.to_container(cfg.eval[k], resolve=True)
+                if OmegaConf.is_config(cfg.eval[k])
+                else cfg.eval[k]
+                for k in ("mode", "overlap", "window_batch", "blend")
+            },
+            "views": views,
+            "augment": cfg.train.augment,
+            "seed": int(cfg.seed),
             "data": data_digest(data.source, data.splits),
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -251,8 +274,13 @@ def open_memo(cfg: DictConfig, run_dir: Path, model: Any, data: Any, input_size:
         root = base / digest
         root.mkdir(parents=True, exist_ok=True)
         (root / "key.json").write_text(json.dumps(key, indent=2, sort_keys=True, default=str))
-    memo = FeatureMemo(store if store != "off" else "memory", float(settings.get("max_gb", 4.0)), root,
-                       evaluation=store != "off", views=views)
+    memo = FeatureMemo(
+        store if store != "off" else "memory",
+        float(settings.get("max_gb", 4.0)),
+        root,
+        evaluation=store != "off",
+        views=views,
+    )
     adapter.memo = memo
     return memo
 
@@ -290,5 +318,9 @@ def feature_cache_block(memo: FeatureMemo | None) -> dict[str, Any]:
     (`train_views` set: K fixed augmented views per image instead of a fresh augmentation per epoch)."""
     if memo is None:
         return {"eval": "off", "train_views": None, "protocol_changed": False}
-    return {"eval": memo.store if memo.evaluation else "off", "train_views": memo.views,
-            "protocol_changed": memo.views is not None, **memo.stats()}
+    return {
+        "eval": memo.store if memo.evaluation else "off",
+        "train_views": memo.views,
+        "protocol_changed": memo.views is not None,
+        **memo.stats(),
+    }

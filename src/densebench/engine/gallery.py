@@ -58,8 +58,9 @@ def _fit(array: np.ndarray, side: int, nearest: bool) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize(size, resample))
 
 
-def compose_panels(panels: list[np.ndarray], names: list[str], colours: np.ndarray, title: str,
-                   legend_ignored: bool) -> Image.Image:
+def compose_panels(
+    panels: list[np.ndarray], names: list[str], colours: np.ndarray, title: str, legend_ignored: bool
+) -> Image.Image:
     """Panels side by side under their titles, the class legend below."""
     font = ImageFont.load_default(size=13)
     pad, head, swatch = 6, 20, 12
@@ -123,8 +124,11 @@ def save_gallery(run: _RunLike) -> list[dict[str, Any]]:
         image = _fit(item["image"].permute(1, 2, 0).numpy(), side, nearest=False)
         truth = _fit(mask.cpu().numpy().astype(np.uint8), side, nearest=True)
         shown = _fit(pred.cpu().numpy().astype(np.uint8), side, nearest=True)
-        panels = {"image": image, "truth": colourize(image, truth, colours, ignore),
-                  "pred": colourize(image, shown, colours, ignore)}
+        panels = {
+            "image": image,
+            "truth": colourize(image, truth, colours, ignore),
+            "pred": colourize(image, shown, colours, ignore),
+        }
         stem = f"{rank:02d}_{_slug(key)}"
         files = {}
         for name, panel in panels.items():
@@ -132,11 +136,18 @@ def save_gallery(run: _RunLike) -> list[dict[str, Any]]:
             Image.fromarray(panel).save(out / files[name], quality=JPEG_QUALITY)
         title = f"{key} · Mean_Dice {dice:.3f}"
         compose_panels([panels[p] for p in PANELS], classes, colours, title, bool((mask == ignore).any())).save(
-            out / f"{stem}.jpg", quality=JPEG_QUALITY)
+            out / f"{stem}.jpg", quality=JPEG_QUALITY
+        )
         entries.append({"key": key, "file": f"{stem}.jpg", "panels": files, "Mean_Dice": dice})
     run.model.train(was_training)
-    write_json(out / "index.json", {
-        "classes": classes, "colors": colours[: len(classes)].tolist(), "ignore_index": ignore,
-        "seed": int(spec.seed), "images": entries,
-    })
+    write_json(
+        out / "index.json",
+        {
+            "classes": classes,
+            "colors": colours[: len(classes)].tolist(),
+            "ignore_index": ignore,
+            "seed": int(spec.seed),
+            "images": entries,
+        },
+    )
     return entries

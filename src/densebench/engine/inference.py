@@ -61,8 +61,16 @@ def blend_weights(window: int, mode: str, device: torch.device) -> Tensor:
 class Predictor:
     """Turns a normalised image (1,3,H,W) into class probabilities (C,H,W)."""
 
-    def __init__(self, model: nn.Module, window: int, mode: str = "slide", overlap: float = 0.25,
-                 window_batch: int = 8, blend: str = "gaussian", autocast_dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        window: int,
+        mode: str = "slide",
+        overlap: float = 0.25,
+        window_batch: int = 8,
+        blend: str = "gaussian",
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
         self.model = model
         self.window = window
         self.mode = mode
@@ -120,10 +128,18 @@ def _resized(label: Tensor, size: int) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, items: Iterable[dict], predictor: Predictor, normalize: Normalizer,
-             num_classes: int, ignore_index: int, device: torch.device, on_item=None,
-             on_prediction: Callable[[Tensor, Tensor, Tensor | None], None] | None = None,
-             item_scope: Callable[[int], AbstractContextManager] | None = None) -> Tensor:
+def evaluate(
+    model: nn.Module,
+    items: Iterable[dict],
+    predictor: Predictor,
+    normalize: Normalizer,
+    num_classes: int,
+    ignore_index: int,
+    device: torch.device,
+    on_item=None,
+    on_prediction: Callable[[Tensor, Tensor, Tensor | None], None] | None = None,
+    item_scope: Callable[[int], AbstractContextManager] | None = None,
+) -> Tensor:
     """(N, C, C) confusion matrices, one per image, computed on `device`.
 
     `item_scope(index)` wraps each image's prediction (the feature memo numbers its windows there).

@@ -32,8 +32,10 @@ warnings.filterwarnings("ignore", message=r"(?s).*validated against ConfigStore 
 def print_result(record: dict, console: Console) -> None:
     test = record["test"]
     boot = test["bootstrap"]["metrics"]
-    table = Table(title=f"{record['run']['dataset']} · {record['run']['model']} · {record['run']['adapter']} "
-                        f"· seed {record['run']['seed']} · test ({test['n_images']} images, {test['eval_mode']})")
+    table = Table(
+        title=f"{record['run']['dataset']} · {record['run']['model']} · {record['run']['adapter']} "
+        f"· seed {record['run']['seed']} · test ({test['n_images']} images, {test['eval_mode']})"
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column(f"{int(test['bootstrap']['ci'] * 100)}% CI", justify="right")
@@ -95,8 +97,11 @@ def task(cfg: DictConfig) -> str:
     if record is not None and cfg.progress != "none":
         print_result(record, console)
         if not multirun:
-            console.print(f"next: densebench report {cfg.output_dir}   (tables, rankings and figures of every run "
-                          "there; add --published DIR to set them beside the paper's)", highlight=False)
+            console.print(
+                f"next: densebench report {cfg.output_dir}   (tables, rankings and figures of every run "
+                "there; add --published DIR to set them beside the paper's)",
+                highlight=False,
+            )
     return "done"
 
 
@@ -110,11 +115,16 @@ def _record_failure(path: Path, exc: BaseException, cfg: DictConfig, overrides: 
     except Exception:  # an unresolvable config may be the very failure
         config = OmegaConf.to_container(cfg, resolve=False)
     try:
-        write_json(path / "error.json", {
-            "type": type(exc).__name__, "message": one_line(exc),
-            "traceback": "".join(traceback.format_exception(exc)),
-            "overrides": overrides, "config": config,
-        })
+        write_json(
+            path / "error.json",
+            {
+                "type": type(exc).__name__,
+                "message": one_line(exc),
+                "traceback": "".join(traceback.format_exception(exc)),
+                "overrides": overrides,
+                "config": config,
+            },
+        )
     except OSError:  # the disk that failed the run may refuse the record too; the error line still follows
         pass
 

@@ -21,8 +21,9 @@ def shard_sizes(batch: int, world: int) -> list[int]:
 
 
 class EpochBatches(Sampler[list[int]]):
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, skip: int = 0, rank: int = 0,
-                 world: int = 1) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, epoch: int, skip: int = 0, rank: int = 0, world: int = 1
+    ) -> None:
         self.n, self.batch_size, self.skip, self.rank, self.world = n, batch_size, skip, rank, world
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         self.order = torch.randperm(n, generator=gen).tolist()

@@ -154,8 +154,15 @@ class Environment:
     def predictor(self, size: int | None = None) -> Predictor:
         """Whole-image inference as `eval.*` configures it, with windows of `size` (default: the input size)."""
         ev = self.cfg.eval
-        return Predictor(self.segmenter, size or self.input_size, ev.mode, float(ev.overlap), int(ev.window_batch),
-                         ev.blend, self.autocast_dtype)
+        return Predictor(
+            self.segmenter,
+            size or self.input_size,
+            ev.mode,
+            float(ev.overlap),
+            int(ev.window_batch),
+            ev.blend,
+            self.autocast_dtype,
+        )
 
     def sample_loader(self) -> Callable[[Sample], Record]:
         """Decodes a sample: through the decoded-sample cache when `cache_dir` is set."""
@@ -166,22 +173,35 @@ class Environment:
         """What metrics.json and the analyses record about the model: its config and the built backbone."""
         m, backbone = self.cfg.model, self.backbone
         return {
-            "name": m.name, "display_name": m.display_name, "published_key": m.published_key,
-            "pretrained": bool(m.pretrained), "weights": m.weights, "variant": m.variant, "origin": backbone.origin,
-            "patch_size": backbone.patch_size, "embed_dim": backbone.embed_dim,
-            "num_prefix_tokens": backbone.num_prefix_tokens, "input_size": self.input_size,
+            "name": m.name,
+            "display_name": m.display_name,
+            "published_key": m.published_key,
+            "pretrained": bool(m.pretrained),
+            "weights": m.weights,
+            "variant": m.variant,
+            "origin": backbone.origin,
+            "patch_size": backbone.patch_size,
+            "embed_dim": backbone.embed_dim,
+            "num_prefix_tokens": backbone.num_prefix_tokens,
+            "input_size": self.input_size,
             "params": self.model.parameter_counts() if self.model is not None else None,
         }
 
     def device_facts(self) -> dict[str, Any]:
         """The device a result was measured on."""
         cuda = self.device.type == "cuda"
-        return {"type": self.device.type, "name": torch.cuda.get_device_name(self.device) if cuda else "cpu",
-                "precision": self.precision, "torch": torch.__version__, "threads": torch.get_num_threads()}
+        return {
+            "type": self.device.type,
+            "name": torch.cuda.get_device_name(self.device) if cuda else "cpu",
+            "precision": self.precision,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        }
 
 
-def build_environment(cfg: DictConfig, *, data: bool = True, model: bool = True,
-                      num_classes: int | None = None) -> Environment:
+def build_environment(
+    cfg: DictConfig, *, data: bool = True, model: bool = True, num_classes: int | None = None
+) -> Environment:
     """Seed, device and precision, then the data splits (`data`), then the model (`model`; else the backbone on
     the meta device, only to fix the input size), then the input size. Without data, `num_classes` sizes the head."""
     device = resolve_device(cfg.device)

@@ -146,8 +146,11 @@ class Run:
         self.epoch_seconds: list[float] = []
         self.log: list[dict[str, Any]] = []  # log.jsonl's records, kept in the checkpoint so both always agree
         source = self.data.source  # instance scoring is checked now, not after training
-        self.instance_scorer = (InstanceScorer.for_dataset(cfg.eval.instance, source.classes, source.ignore_index)
-                                if source.has_instances else None)
+        self.instance_scorer = (
+            InstanceScorer.for_dataset(cfg.eval.instance, source.classes, source.ignore_index)
+            if source.has_instances
+            else None
+        )
         self.memo = open_memo(cfg, self.dir, self.model, self.data, self.input_size, self.precision)
         if self.memo is not None and self.memo.views:  # a protocol change: K fixed views per image
             self.train_set = ViewDataset.of(self.train_set, self.memo.views)
@@ -184,14 +187,19 @@ class Run:
         # Its own generator: creating the loader must not draw from the global RNG (a resumed run restores that).
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         if train:
-            self.batches = EpochBatches(len(dataset), int(self.cfg.train.batch_size), seed, epoch, skip,
-                                        *ddp.rank_world())
+            self.batches = EpochBatches(
+                len(dataset), int(self.cfg.train.batch_size), seed, epoch, skip, *ddp.rank_world()
+            )
             batching: dict[str, Any] = {"batch_sampler": self.batches}
         else:
             batching = {"batch_size": 1}
         workers = int(self.cfg.train.num_workers)
         return DataLoader(
-            dataset, **batching, generator=gen, num_workers=workers, pin_memory=self.device.type == "cuda",
+            dataset,
+            **batching,
+            generator=gen,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
             persistent_workers=False,
             multiprocessing_context=worker_context(self.cfg.train.worker_start) if workers else None,
         )
@@ -222,7 +230,9 @@ class Run:
             stepped = (i + 1) % accumulate == 0 or i + 1 == n_batches
             if stepped:
                 self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], float(cfg.train.clip_grad))
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in model.parameters() if p.requires_grad], float(cfg.train.clip_grad)
+                )
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -241,8 +251,9 @@ class Run:
         if self.memo is None or not self.memo.views:
             return nullcontext()
         samples = self.train_set.samples
-        return self.memo.views_of([("train", samples[int(i)].key, int(v))
-                                   for i, v in zip(batch["index"], batch["view"])])
+        return self.memo.views_of(
+            [("train", samples[int(i)].key, int(v)) for i, v in zip(batch["index"], batch["view"])]
+        )
 
     def stop_if_requested(self, where: str, every_rank: bool = False) -> None:
         """At a safe point: after a stop signal, checkpoint the epoch so far (if any) and stop (preempt.py).
@@ -271,22 +282,44 @@ class Run:
 
         memo = self.memo if self.memo is not None and self.memo.evaluation else None
         scope: Callable[[int], AbstractContextManager] | None = (
-            None if memo is None else lambda i: memo.image(split, dataset.samples[i].key))
-        cms = evaluate(
-            self.model, self.loader(items, False), self.predictor, self.normalize, self.data.source.num_classes,
-            self.data.source.ignore_index, self.device, on_item=on_item, on_prediction=on_prediction,
-            item_scope=scope,
-        ) if len(items) else None
+            None if memo is None else lambda i: memo.image(split, dataset.samples[i].key)
+        )
+        cms = (
+            evaluate(
+                self.model,
+                self.loader(items, False),
+                self.predictor,
+                self.normalize,
+                self.data.source.num_classes,
+                self.data.source.ignore_index,
+                self.device,
+                on_item=on_item,
+                on_prediction=on_prediction,
+                item_scope=scope,
+            )
+            if len(items)
+            else None
+        )
         return ddp.assemble(cms, share, len(dataset), self.data.source.num_classes)
 
     def save_last(self, epoch: int, partial: Partial | None = None) -> None:
         """`epoch`: the last complete epoch; `partial`: how far the next one got (a stop mid-epoch)."""
-        checkpoint.save(self.ckpt_dir / "last.pt", {
-            "model": self.model.trainable_state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": checkpoint.rng_state(),
-            "epoch": epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
-            "epoch_seconds": self.epoch_seconds, "partial": asdict(partial) if partial else None, "log": self.log,
-        })
+        checkpoint.save(
+            self.ckpt_dir / "last.pt",
+            {
+                "model": self.model.trainable_state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": checkpoint.rng_state(),
+                "epoch": epoch,
+                "best_value": self.best_value,
+                "best_epoch": self.best_epoch,
+                "epoch_seconds": self.epoch_seconds,
+                "partial": asdict(partial) if partial else None,
+                "log": self.log,
+            },
+        )
 
     def write_log(self) -> None:
         """log.jsonl rewritten whole and atomically: never a half line, never an epoch the checkpoint lacks."""
@@ -300,8 +333,12 @@ class Run:
             loss = self.train_epoch(epoch)
             assert self.partial is not None  # train_epoch keeps the epoch's progress there
             seconds = self.partial.seconds
-            record = {"epoch": epoch + 1, "train_loss": loss, "lr": self.scheduler.get_last_lr()[-1],
-                      "train_s": seconds}
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": loss,
+                "lr": self.scheduler.get_last_lr()[-1],
+                "train_s": seconds,
+            }
             line = f"epoch {epoch + 1}/{epochs} loss {loss:.4f}"
             if (epoch + 1) % int(cfg.train.val_every) == 0 or epoch + 1 == epochs:
                 val = _floats(summary(self.evaluate("val").sum(0)))
@@ -311,8 +348,10 @@ class Run:
                 if value > self.best_value:
                     self.best_value, self.best_epoch = value, epoch
                     if ddp.is_main():
-                        checkpoint.save(self.ckpt_dir / "best.pt",
-                                        {"model": self.model.trainable_state_dict(), "epoch": epoch, "val": val})
+                        checkpoint.save(
+                            self.ckpt_dir / "best.pt",
+                            {"model": self.model.trainable_state_dict(), "epoch": epoch, "val": val},
+                        )
                     line += " *"
             self.epoch_seconds.append(seconds)
             self.partial = None
@@ -374,8 +413,16 @@ def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
     record = {
         "schema_version": 1,
         "status": "complete",
-        "run": {"dataset": cfg.dataset.name, "model": model_cfg.name, "adapter": cfg.adapter.name, "seed": int(cfg.seed),
-                "run_dir": str(run.dir.resolve()), "overrides": run.overrides, "started": started, "finished": _now()},
+        "run": {
+            "dataset": cfg.dataset.name,
+            "model": model_cfg.name,
+            "adapter": cfg.adapter.name,
+            "seed": int(cfg.seed),
+            "run_dir": str(run.dir.resolve()),
+            "overrides": run.overrides,
+            "started": started,
+            "finished": _now(),
+        },
         "code": {"version": densebench.__version__, "git_commit": git_commit()},
         "config": OmegaConf.to_container(cfg, resolve=True),
         "data": {**run.data_facts, "split": cfg.dataset.get("split_file") or cfg.dataset.get("split")},
@@ -383,8 +430,10 @@ def execute(cfg: DictConfig, overrides: list[str]) -> dict[str, Any] | None:
         "test": test,
         "val": {"select_metric": cfg.train.select_metric, "best_epoch": int(best["epoch"]) + 1, "best": best["val"]},
         "timing": {
-            "epochs": int(cfg.train.epochs), "train_s_per_epoch": train_s / max(len(run.epoch_seconds), 1),
-            "train_images_per_s": images / train_s if train_s else None, "eval_s": eval_s,
+            "epochs": int(cfg.train.epochs),
+            "train_s_per_epoch": train_s / max(len(run.epoch_seconds), 1),
+            "train_images_per_s": images / train_s if train_s else None,
+            "eval_s": eval_s,
             "total_s": time.perf_counter() - t_start,
         },
         "feature_cache": feature_cache_block(run.memo),

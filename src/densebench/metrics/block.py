@@ -17,11 +17,18 @@ def test_block(cms: Tensor, class_names: Sequence[str], n_resamples: int, ci: fl
     return {
         "n_images": int(cms.shape[0]),
         "metrics": {k: float(v) for k, v in summary(total).items()},
-        "bootstrap": {"n_resamples": n_resamples, "ci": ci, "seed": seed,
-                      "metrics": bootstrap(cms, n_resamples, seed, ci)},
+        "bootstrap": {
+            "n_resamples": n_resamples,
+            "ci": ci,
+            "seed": seed,
+            "metrics": bootstrap(cms, n_resamples, seed, ci),
+        },
         "per_class": {
-            name: {**{k: float(v[i]) for k, v in pc.items()},
-                   "gt_pixels": int(total[i].sum()), "pred_pixels": int(total[:, i].sum())}
+            name: {
+                **{k: float(v[i]) for k, v in pc.items()},
+                "gt_pixels": int(total[i].sum()),
+                "pred_pixels": int(total[:, i].sum()),
+            }
             for i, name in enumerate(class_names)
         },
     }

@@ -77,23 +77,32 @@ def main(argv: list[str]) -> int:
     opts = options(args)
     inputs = collect_inputs(args.input)
     kinds = {p: ("slide" if is_slide(p) else "image") for p in inputs}
-    plans = {p: SlideOutputs.for_input(p, args.out) if kinds[p] == "slide"
-             else ImageOutputs.for_input(p, args.out, args.probabilities, args.overlay) for p in inputs}
+    plans = {
+        p: SlideOutputs.for_input(p, args.out)
+        if kinds[p] == "slide"
+        else ImageOutputs.for_input(p, args.out, args.probabilities, args.overlay)
+        for p in inputs
+    }
     sources = {p.resolve() for p in inputs}
     clash = next((q for o in plans.values() for q in o.paths() if q.resolve() in sources), None)
     if clash is not None:
         raise DataError(f"{clash}: an output would replace this input; choose another --out")
     existing = [q for o in plans.values() for q in o.paths() if q.exists()] + [
-        q for q in [args.out / AREAS] if q.exists()]
+        q for q in [args.out / AREAS] if q.exists()
+    ]
     if existing and not args.force:
-        raise DataError(f"{existing[0]} exists ({len(existing)} outputs in {args.out} would be overwritten); "
-                        "add --force or choose another --out")
+        raise DataError(
+            f"{existing[0]} exists ({len(existing)} outputs in {args.out} would be overwritten); "
+            "add --force or choose another --out"
+        )
     run = load_run(args.run_dir, args.overrides)
     mpp = args.mpp if args.mpp is not None else run.cfg.dataset.get("mpp")
     slides = [p for p in inputs if kinds[p] == "slide"]
     if slides and mpp is None:
-        raise ConfigError(f"{args.run_dir / 'config.yaml'}: dataset {run.cfg.dataset.name} has no mpp (the µm/px "
-                          f"it was trained at), needed for {slides[0]}; pass --mpp")
+        raise ConfigError(
+            f"{args.run_dir / 'config.yaml'}: dataset {run.cfg.dataset.name} has no mpp (the µm/px "
+            f"it was trained at), needed for {slides[0]}; pass --mpp"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     for p in inputs:

@@ -29,15 +29,19 @@ class ImageOutputs:
     @classmethod
     def for_input(cls, path: Path, out: Path, probabilities: bool, overlay: bool) -> ImageOutputs:
         stem = out / path.stem
-        return cls(stem.with_name(f"{path.stem}.png"), stem.with_name(f"{path.stem}.probs.npz") if probabilities else None,
-                   stem.with_name(f"{path.stem}.overlay.jpg") if overlay else None)
+        return cls(
+            stem.with_name(f"{path.stem}.png"),
+            stem.with_name(f"{path.stem}.probs.npz") if probabilities else None,
+            stem.with_name(f"{path.stem}.overlay.jpg") if overlay else None,
+        )
 
     def paths(self) -> list[Path]:
         return [p for p in (self.labels, self.probabilities, self.overlay) if p is not None]
 
 
-def predict_image(run: TrainedRun, path: Path, outputs: ImageOutputs, overlay_quality: int,
-                  mpp: float | None) -> list[dict]:
+def predict_image(
+    run: TrainedRun, path: Path, outputs: ImageOutputs, overlay_quality: int, mpp: float | None
+) -> list[dict]:
     """Writes the image's outputs; returns its rows of the class-area table."""
     image = read_image(path)
     probs = run.probabilities(image)

@@ -90,8 +90,11 @@ class Plan:
     def blocks(self) -> list[tuple[int, int, int, int]]:
         """(y0, x0, h, w) in raster order."""
         b = self.block
-        return [(y, x, min(b, self.height - y), min(b, self.width - x))
-                for y in range(0, self.height, b) for x in range(0, self.width, b)]
+        return [
+            (y, x, min(b, self.height - y), min(b, self.width - x))
+            for y in range(0, self.height, b)
+            for x in range(0, self.width, b)
+        ]
 
 
 def open_slide(path: Path):
@@ -103,8 +106,10 @@ def open_slide(path: Path):
     try:
         return openslide.OpenSlide(str(path))
     except (openslide.OpenSlideError, OSError) as exc:
-        raise DataError(f"{path}: not a slide OpenSlide can read ({type(exc).__name__}: {exc}); "
-                        "give an SVS, pyramidal TIFF or another OpenSlide format") from None
+        raise DataError(
+            f"{path}: not a slide OpenSlide can read ({type(exc).__name__}: {exc}); "
+            "give an SVS, pyramidal TIFF or another OpenSlide format"
+        ) from None
 
 
 def slide_resolution(slide, path: Path, given: float | None) -> float:
@@ -125,9 +130,17 @@ def make_plan(slide, path: Path, mpp: float, slide_mpp: float, window: int, over
     downsamples = list(slide.level_downsamples)
     level = max(i for i, d in enumerate(downsamples) if d <= scale * LEVEL_TOLERANCE or i == 0)
     stride = max(1, int(window * (1 - overlap)))
-    return Plan(width=max(1, round(w0 / scale)), height=max(1, round(h0 / scale)), mpp=mpp, slide_mpp=slide_mpp,
-                scale=scale, level=level, level_downsample=float(downsamples[level]),
-                block=window + max(0, block_windows - 1) * stride, tissue_level=len(downsamples) - 1)
+    return Plan(
+        width=max(1, round(w0 / scale)),
+        height=max(1, round(h0 / scale)),
+        mpp=mpp,
+        slide_mpp=slide_mpp,
+        scale=scale,
+        level=level,
+        level_downsample=float(downsamples[level]),
+        block=window + max(0, block_windows - 1) * stride,
+        tissue_level=len(downsamples) - 1,
+    )
 
 
 def read_rgb(slide, path: Path, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
@@ -196,8 +209,9 @@ class LabelStore:
         if step == 1:
             data = os.pread(self.fd, (y1 - y0) * self.width, y0 * self.width)
             return np.frombuffer(data, np.uint8).reshape(y1 - y0, self.width)
-        rows = [np.frombuffer(os.pread(self.fd, self.width, y * self.width), np.uint8)[::step]
-                for y in range(y0, y1, step)]
+        rows = [
+            np.frombuffer(os.pread(self.fd, self.width, y * self.width), np.uint8)[::step] for y in range(y0, y1, step)
+        ]
         return np.stack(rows) if rows else np.zeros((0, math.ceil(self.width / step)), np.uint8)
 
     def counts(self, n: int) -> np.ndarray:
@@ -217,48 +231,82 @@ def _done(path: Path) -> set[int]:
     return {int(line) for line in lines if line.strip().isdigit()}
 
 
-def predict_slide(run: TrainedRun, path: Path, outputs: SlideOutputs, mpp: float, slide_mpp: float | None,
-                  opts, progress: str) -> list[dict]:
+def predict_slide(
+    run: TrainedRun, path: Path, outputs: SlideOutputs, mpp: float, slide_mpp: float | None, opts, progress: str
+) -> list[dict]:
     """Predict one slide (resuming a partial run); writes its outputs and returns its class-area rows."""
     if run.predictor.mode != "slide":
-        raise ConfigError(f"eval.mode={run.predictor.mode} squashes a whole image into one window; "
-                          "predict slides with eval.mode=slide")
+        raise ConfigError(
+            f"eval.mode={run.predictor.mode} squashes a whole image into one window; "
+            "predict slides with eval.mode=slide"
+        )
     slide = open_slide(path)
     try:
-        plan = make_plan(slide, path, mpp, slide_resolution(slide, path, slide_mpp), run.input_size,
-                         run.predictor.overlap, int(opts.block_windows))
+        plan = make_plan(
+            slide,
+            path,
+            mpp,
+            slide_resolution(slide, path, slide_mpp),
+            run.input_size,
+            run.predictor.overlap,
+            int(opts.block_windows),
+        )
         manifest = {
-            "slide": str(path.resolve()), "slide_bytes": path.stat().st_size, "slide_mtime_ns": path.stat().st_mtime_ns,
-            "run": str(run.dir.resolve()), "checkpoint_mtime_ns": (run.dir / "checkpoints" / "best.pt").stat().st_mtime_ns,
-            "eval": OmegaConf.to_container(run.cfg.eval, resolve=True), "plan": asdict(plan),
-            "tissue_threshold": int(opts.tissue_threshold), "tissue_dilate": int(opts.tissue_dilate),
+            "slide": str(path.resolve()),
+            "slide_bytes": path.stat().st_size,
+            "slide_mtime_ns": path.stat().st_mtime_ns,
+            "run": str(run.dir.resolve()),
+            "checkpoint_mtime_ns": (run.dir / "checkpoints" / "best.pt").stat().st_mtime_ns,
+            "eval": OmegaConf.to_container(run.cfg.eval, resolve=True),
+            "plan": asdict(plan),
+            "tissue_threshold": int(opts.tissue_threshold),
+            "tissue_dilate": int(opts.tissue_dilate),
         }
         _prepare_partial(outputs.partial, manifest)
         tissue = TissueMask(slide, path, plan, int(opts.tissue_threshold), int(opts.tissue_dilate))
         store = LabelStore(outputs.partial / "labels.u8", plan.height, plan.width)
         try:
-            seconds, windows, total = _predict_blocks(run, slide, path, plan, tissue, store, outputs.partial / "done.txt",
-                                               progress)
+            seconds, windows, total = _predict_blocks(
+                run, slide, path, plan, tissue, store, outputs.partial / "done.txt", progress
+            )
             counts = store.counts(run.num_classes)
-            levels = write_pyramid(outputs.mask, (plan.height, plan.width), store.read_band, run.colours, plan.mpp,
-                                   int(opts.tile))
-            step = next((s for s in levels if max(math.ceil(plan.height / s), math.ceil(plan.width / s))
-                         <= int(opts.geojson_max_side)), levels[-1])
-            write_geojson(outputs.geojson, store.read_band(0, plan.height, step), run.classes, run.colours,
-                          step * plan.scale)
+            levels = write_pyramid(
+                outputs.mask, (plan.height, plan.width), store.read_band, run.colours, plan.mpp, int(opts.tile)
+            )
+            step = next(
+                (
+                    s
+                    for s in levels
+                    if max(math.ceil(plan.height / s), math.ceil(plan.width / s)) <= int(opts.geojson_max_side)
+                ),
+                levels[-1],
+            )
+            write_geojson(
+                outputs.geojson, store.read_band(0, plan.height, step), run.classes, run.colours, step * plan.scale
+            )
         finally:
             store.close()
     finally:
         slide.close()
     rows = area_rows(path.name, counts, run.classes, plan.mpp)
-    write_json(outputs.facts, {
-        "slide": path.name, "run": str(run.dir), "plan": asdict(plan), "mask_levels": levels,
-        "geojson_level_downsample": step, "windows": total, "tissue_mm2": round(int(counts.sum()) * plan.mpp**2 / 1e6, 6),
-        "areas_mm2": {r["class"]: r["area_mm2"] for r in rows},
-    })
+    write_json(
+        outputs.facts,
+        {
+            "slide": path.name,
+            "run": str(run.dir),
+            "plan": asdict(plan),
+            "mask_levels": levels,
+            "geojson_level_downsample": step,
+            "windows": total,
+            "tissue_mm2": round(int(counts.sum()) * plan.mpp**2 / 1e6, 6),
+            "areas_mm2": {r["class"]: r["area_mm2"] for r in rows},
+        },
+    )
     shutil.rmtree(outputs.partial)
     if windows:
-        RunProgress(progress).log(f"{path.name}: {windows} windows in {seconds:.1f}s ({windows / seconds:.1f} windows/s)")
+        RunProgress(progress).log(
+            f"{path.name}: {windows} windows in {seconds:.1f}s ({windows / seconds:.1f} windows/s)"
+        )
     return rows
 
 
@@ -269,8 +317,10 @@ def _prepare_partial(partial: Path, manifest: dict) -> None:
         previous = read_json(saved)
         if previous != manifest:
             diff = next(k for k in manifest if previous.get(k) != manifest[k])
-            raise DataError(f"{partial}: an unfinished prediction with other settings ({diff} differs); "
-                            "delete the folder or add --force to start over")
+            raise DataError(
+                f"{partial}: an unfinished prediction with other settings ({diff} differs); "
+                "delete the folder or add --force to start over"
+            )
         return
     partial.mkdir(parents=True, exist_ok=True)
     write_json(saved, manifest)
@@ -280,8 +330,16 @@ def _windows(h: int, w: int, window: int, overlap: float) -> int:
     return len(window_starts(max(h, window), window, overlap)) * len(window_starts(max(w, window), window, overlap))
 
 
-def _predict_blocks(run: TrainedRun, slide, path: Path, plan: Plan, tissue: TissueMask, store: LabelStore,
-                    done_file: Path, progress: str) -> tuple[float, int, int]:
+def _predict_blocks(
+    run: TrainedRun,
+    slide,
+    path: Path,
+    plan: Plan,
+    tissue: TissueMask,
+    store: LabelStore,
+    done_file: Path,
+    progress: str,
+) -> tuple[float, int, int]:
     """Every tissue block not finished yet; returns seconds and windows of this call, and all windows."""
     done = _done(done_file)
     todo = [(i, b) for i, b in enumerate(plan.blocks()) if tissue.any(*b)]

@@ -70,7 +70,9 @@ def apply_overrides(cfg: DictConfig, overrides: list[str], config_file: Path) ->
             raise ConfigError(f"densebench predict: '{arg}' is not KEY=VALUE (eval.overlap=0.5, device=cpu, ...)")
         key, value = arg.split("=", 1)
         if not key.startswith(OVERRIDABLE):
-            raise ConfigError(f"densebench predict: {key} is fixed by the trained run; only eval.* and device can change")
+            raise ConfigError(
+                f"densebench predict: {key} is fixed by the trained run; only eval.* and device can change"
+            )
         if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
             raise ConfigError(f"densebench predict: {key} is not a key of {config_file}")
         OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)
@@ -81,9 +83,13 @@ def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> TrainedRun:
     run_dir = Path(run_dir)
     config_file, metrics, best = run_dir / "config.yaml", run_dir / "metrics.json", run_dir / "checkpoints" / "best.pt"
     if not config_file.is_file():
-        raise DataError(f"{config_file}: not found; RUN_DIR must be a run directory (<output_dir>/<dataset>/<model>/<adapter>/seedN)")
+        raise DataError(
+            f"{config_file}: not found; RUN_DIR must be a run directory (<output_dir>/<dataset>/<model>/<adapter>/seedN)"
+        )
     if not is_complete(run_dir):
-        raise DataError(f"{metrics}: missing or not complete; the run has not finished (finish it with `densebench run`)")
+        raise DataError(
+            f"{metrics}: missing or not complete; the run has not finished (finish it with `densebench run`)"
+        )
     if not best.is_file():
         raise DataError(f"{best}: not found; the run's best checkpoint is missing")
     cfg = OmegaConf.load(config_file)
@@ -94,8 +100,10 @@ def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> TrainedRun:
     classes, n = list(data["class_names"]), int(data["num_classes"])
     colours = cfg.dataset.get("colors")
     if colours is not None and len(colours) != n:
-        raise DataError(f"{config_file}: dataset.colors has {len(colours)} colours but the run was trained for {n} "
-                        "classes; give one colour per class")
+        raise DataError(
+            f"{config_file}: dataset.colors has {len(colours)} colours but the run was trained for {n} "
+            "classes; give one colour per class"
+        )
     device = resolve_device(str(cfg.device))
     seed_everything(int(cfg.seed))  # as Run.build: a randomly initialised backbone is rebuilt identically
     model = build_model(cfg, n).to(device)
@@ -103,8 +111,10 @@ def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> TrainedRun:
     own = model.state_dict()
     for key, tensor in state.items():
         if key in own and own[key].shape != tensor.shape:
-            raise DataError(f"{best}: tensor {key} has shape {tuple(tensor.shape)}, the model built for the "
-                            f"{n} classes of {metrics} needs {tuple(own[key].shape)}; the checkpoint belongs to another run")
+            raise DataError(
+                f"{best}: tensor {key} has shape {tuple(tensor.shape)}, the model built for the "
+                f"{n} classes of {metrics} needs {tuple(own[key].shape)}; the checkpoint belongs to another run"
+            )
     try:
         model.load_trainable_state_dict(state)
     except KeyError as exc:
@@ -113,7 +123,18 @@ def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> TrainedRun:
     input_size = resolve_input_size(cfg, model.backbone)
     precision = resolve_precision(str(cfg.train.precision), device)
     ev = cfg.eval
-    predictor = Predictor(model, input_size, ev.mode, float(ev.overlap), int(ev.window_batch), ev.blend,
-                          PRECISIONS[precision])
-    return TrainedRun(run_dir, cfg, classes, palette(cfg.dataset, n)[:n], int(data["ignore_index"]), model, device,
-                      input_size, Normalizer.for_backbone(model.backbone, device), predictor)
+    predictor = Predictor(
+        model, input_size, ev.mode, float(ev.overlap), int(ev.window_batch), ev.blend, PRECISIONS[precision]
+    )
+    return TrainedRun(
+        run_dir,
+        cfg,
+        classes,
+        palette(cfg.dataset, n)[:n],
+        int(data["ignore_index"]),
+        model,
+        device,
+        input_size,
+        Normalizer.for_backbone(model.backbone, device),
+        predictor,
+    )

@@ -46,8 +46,9 @@ def write_probabilities(path: Path, probs: np.ndarray, classes: list[str]) -> No
     write_atomic(path, buf.getvalue())
 
 
-def write_overlay(path: Path, image: np.ndarray, labels: np.ndarray, colours: np.ndarray, ignore_index: int,
-                  quality: int) -> None:
+def write_overlay(
+    path: Path, image: np.ndarray, labels: np.ndarray, colours: np.ndarray, ignore_index: int, quality: int
+) -> None:
     rgb = colourize(image, labels, colours, ignore_index)
     write_atomic(path, png_bytes(Image.fromarray(rgb), format="JPEG", quality=quality))
 
@@ -58,9 +59,16 @@ AREA_COLUMNS = ("input", "class", "pixels", "fraction", "area_mm2")
 def area_rows(name: str, counts: np.ndarray, classes: list[str], mpp: float | None) -> list[dict]:
     """One row per class: pixels, fraction of the predicted pixels, mm² when the µm/px is known."""
     total = max(int(counts.sum()), 1)
-    return [{"input": name, "class": c, "pixels": int(n), "fraction": round(int(n) / total, 6),
-             "area_mm2": "" if mpp is None else round(int(n) * mpp * mpp / 1e6, 6)}
-            for c, n in zip(classes, counts)]
+    return [
+        {
+            "input": name,
+            "class": c,
+            "pixels": int(n),
+            "fraction": round(int(n) / total, 6),
+            "area_mm2": "" if mpp is None else round(int(n) * mpp * mpp / 1e6, 6),
+        }
+        for c, n in zip(classes, counts)
+    ]
 
 
 def write_areas(path: Path, rows: list[dict]) -> None:
@@ -78,8 +86,14 @@ def colormap(colours: np.ndarray) -> np.ndarray:
     return table
 
 
-def write_pyramid(path: Path, shape: tuple[int, int], read_band: Callable[[int, int, int], np.ndarray],
-                  colours: np.ndarray, mpp: float, tile: int) -> list[int]:
+def write_pyramid(
+    path: Path,
+    shape: tuple[int, int],
+    read_band: Callable[[int, int, int], np.ndarray],
+    colours: np.ndarray,
+    mpp: float,
+    tile: int,
+) -> list[int]:
     """Tiled pyramidal TIFF of class ids (palette photometric, zlib) with its µm/px as resolution.
 
     `read_band(y0, y1, step)`: rows y0..y1 (step `step`) of level 0, every `step`-th column: levels are
@@ -98,9 +112,20 @@ def write_pyramid(path: Path, shape: tuple[int, int], read_band: Callable[[int, 
         for k, step in enumerate(levels):
             lh, lw = math.ceil(h / step), math.ceil(w / step)
             res = 1e4 / (mpp * step)  # pixels per cm
-            tw.write(_tiles(read_band, lh, lw, step, tile), shape=(lh, lw), dtype=np.uint8, tile=(tile, tile),
-                     photometric="palette", colormap=cmap, compression="zlib", resolution=(res, res),
-                     resolutionunit="CENTIMETER", subfiletype=1 if k else 0, metadata=None, software="densebench")
+            tw.write(
+                _tiles(read_band, lh, lw, step, tile),
+                shape=(lh, lw),
+                dtype=np.uint8,
+                tile=(tile, tile),
+                photometric="palette",
+                colormap=cmap,
+                compression="zlib",
+                resolution=(res, res),
+                resolutionunit="CENTIMETER",
+                subfiletype=1 if k else 0,
+                metadata=None,
+                software="densebench",
+            )
     os.replace(tmp, path)
     return levels
 
@@ -124,8 +149,9 @@ def class_geometry(labels: np.ndarray, cls: int, band: int = 256):
     """
     import shapely
 
-    parts = [g for y in range(0, labels.shape[0], band)
-             if (g := _band_geometry(labels[y : y + band] == cls, y)) is not None]
+    parts = [
+        g for y in range(0, labels.shape[0], band) if (g := _band_geometry(labels[y : y + band] == cls, y)) is not None
+    ]
     return shapely.union_all(parts) if parts else None
 
 
@@ -160,9 +186,14 @@ def write_geojson(path: Path, labels: np.ndarray, classes: list[str], colours: n
         if geom is None:
             continue
         geom = shapely.affinity.scale(geom, scale, scale, origin=(0, 0))
-        properties = {"objectType": "annotation", "name": name,
-                      "classification": {"name": name, "color": [int(c) for c in colours[cls]]}}
-        features.append(f'{{"type":"Feature","geometry":{shapely.to_geojson(geom)},'
-                        f'"properties":{json.dumps(properties, separators=(",", ":"))}}}')
+        properties = {
+            "objectType": "annotation",
+            "name": name,
+            "classification": {"name": name, "color": [int(c) for c in colours[cls]]},
+        }
+        features.append(
+            f'{{"type":"Feature","geometry":{shapely.to_geojson(geom)},'
+            f'"properties":{json.dumps(properties, separators=(",", ":"))}}}'
+        )
     write_atomic(path, ('{"type":"FeatureCollection","features":[' + ",".join(features) + "]}").encode())
     return len(features)

@@ -27,9 +27,14 @@ def aggregate(values: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     keys = [*KEY_COLUMNS, "metric"]
     # a run whose metric is undefined (null) keeps its cell, with value NaN: it ran, unlike a missing cell
     cells = values.groupby(keys, sort=False, dropna=False).agg(
-        value=("value", "mean"), std=("value", "std"), n=("value", "count"),
-        ci_lower=("ci_lower", "min"), ci_upper=("ci_upper", "max"),
-        input_size=("input_size", "first"), adapter_rank=("adapter_rank", "first"), params=("params", "first"),
+        value=("value", "mean"),
+        std=("value", "std"),
+        n=("value", "count"),
+        ci_lower=("ci_lower", "min"),
+        ci_upper=("ci_upper", "max"),
+        input_size=("input_size", "first"),
+        adapter_rank=("adapter_rank", "first"),
+        params=("params", "first"),
     )
     # seed lists only where seeds were merged (a Python-level aggregation over every cell is slow)
     merged = values[values.duplicated(keys, keep=False)]
@@ -47,7 +52,9 @@ def aggregate(values: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
 def dataset_order(cells: pd.DataFrame, catalog: Catalog) -> list[str]:
     """Datasets grouped by category (Nuclear, Gland, Tissue, others), then by display name."""
     datasets = cells["dataset"].unique()
-    return sorted(datasets, key=lambda d: (category_sort_key(catalog.category(d)), catalog.display("dataset", d).lower()))
+    return sorted(
+        datasets, key=lambda d: (category_sort_key(catalog.category(d)), catalog.display("dataset", d).lower())
+    )
 
 
 def strategy_order(cells: pd.DataFrame, catalog: Catalog) -> list[str]:
@@ -63,8 +70,11 @@ def model_ranks(cells: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=["entry", "model", "variant", "label", "avg_rank", "n_cells"])
     frame["rank"] = rank_within(frame, CELL_BLOCK)
-    out = frame.groupby(["entry", "model", "variant", "label"], sort=False).agg(
-        avg_rank=("rank", "mean"), n_cells=("rank", "size"), mean_value=("value", "mean")).reset_index()
+    out = (
+        frame.groupby(["entry", "model", "variant", "label"], sort=False)
+        .agg(avg_rank=("rank", "mean"), n_cells=("rank", "size"), mean_value=("value", "mean"))
+        .reset_index()
+    )
     by_category = frame.pivot_table(index="entry", columns="category", values="rank", aggfunc="mean")
     out = out.join(by_category, on="entry")
     out = out.sort_values(["avg_rank", "entry"], kind="stable").reset_index(drop=True)
@@ -78,12 +88,21 @@ def dataset_sota(cells: pd.DataFrame) -> pd.DataFrame:
     for dataset, group in cells.dropna(subset=["value"]).groupby("dataset", sort=False):
         top = group[group["value"] == group["value"].max()].sort_values(["strategy", "entry"])
         best = top.iloc[0]
-        rows.append({
-            "dataset": dataset, "model": best["model"], "variant": best["variant"], "strategy": best["strategy"],
-            "entry": best["entry"], "label": best["label"], "value": best["value"], "ci_lower": best["ci_lower"],
-            "ci_upper": best["ci_upper"], "n": int(best["n"]),
-            "tied_with": [f"{r.entry}/{r.strategy}" for r in top.iloc[1:].itertuples()],
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": best["model"],
+                "variant": best["variant"],
+                "strategy": best["strategy"],
+                "entry": best["entry"],
+                "label": best["label"],
+                "value": best["value"],
+                "ci_lower": best["ci_lower"],
+                "ci_upper": best["ci_upper"],
+                "n": int(best["n"]),
+                "tied_with": [f"{r.entry}/{r.strategy}" for r in top.iloc[1:].itertuples()],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -116,12 +135,16 @@ def strategy_summary(all_cells: pd.DataFrame, cells: pd.DataFrame, sota: pd.Data
         for strategy, count in counts.items():
             totals[strategy] = totals.get(strategy, 0) + count
     return {
-        "means": {s: {**{m: jsonable(v) for m, v in row.items()}, "n_cells": int(n_cells.get(s, 0))}
-                  for s, row in means.iterrows()},
+        "means": {
+            s: {**{m: jsonable(v) for m, v in row.items()}, "n_cells": int(n_cells.get(s, 0))}
+            for s, row in means.iterrows()
+        },
         "model_means": {e: {s: jsonable(v) for s, v in row.items()} for e, row in model_means.iterrows()},
         "wins": wins,
         "wins_total": dict(sorted(totals.items(), key=lambda kv: -kv[1])),
-        "sota_strategy_counts": {str(k): int(v) for k, v in sota["strategy"].value_counts().items()} if len(sota) else {},
+        "sota_strategy_counts": {str(k): int(v) for k, v in sota["strategy"].value_counts().items()}
+        if len(sota)
+        else {},
     }
 
 
@@ -135,7 +158,9 @@ def compare_with_published(cells: pd.DataFrame) -> pd.DataFrame:
         return joined
     joined["delta"] = joined["value"] - joined["value_published"]
     have_ci = joined[["ci_lower", "ci_upper", "ci_lower_published", "ci_upper_published"]].notna().all(axis=1)
-    overlap = (joined["ci_lower"] <= joined["ci_upper_published"]) & (joined["ci_lower_published"] <= joined["ci_upper"])
+    overlap = (joined["ci_lower"] <= joined["ci_upper_published"]) & (
+        joined["ci_lower_published"] <= joined["ci_upper"]
+    )
     joined["cis_overlap"] = overlap.where(have_ci)
     return joined
 

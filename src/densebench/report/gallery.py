@@ -43,8 +43,10 @@ def read_index(run_dir: str) -> tuple[Path, dict[str, Any]] | None:
 
 
 def legend(index: dict[str, Any]) -> str:
-    items = "".join(f'<span><i style="background:rgb({r},{g},{b})"></i>{escape(name)}</span>'
-                    for name, (r, g, b) in zip(index.get("classes", []), index.get("colors", [])))
+    items = "".join(
+        f'<span><i style="background:rgb({r},{g},{b})"></i>{escape(name)}</span>'
+        for name, (r, g, b) in zip(index.get("classes", []), index.get("colors", []))
+    )
     return f'<div class="legend note">{items}</div>'
 
 
@@ -60,8 +62,9 @@ def _dice(entry: dict[str, Any]) -> str:
 class Galleries:
     """The galleries of all runs: `section` (side by side per dataset) and `for_run` (one run's drill-down)."""
 
-    def __init__(self, details: dict[str, dict[str, Any]], catalog: Catalog | None = None,
-                 assets: Path | None = None) -> None:
+    def __init__(
+        self, details: dict[str, dict[str, Any]], catalog: Catalog | None = None, assets: Path | None = None
+    ) -> None:
         """`assets`: folder beside report.html to copy panels into (None: embed them as data URIs)."""
         self.catalog = catalog or Catalog()
         self.assets = assets
@@ -96,8 +99,10 @@ class Galleries:
 
     def _label(self, run_dir: str) -> str:
         run = self.details[run_dir].get("run", {})
-        return (f"{self.catalog.display('model', str(run.get('model')))} · "
-                f"{self.catalog.display('strategy', str(run.get('adapter')))} · seed {run.get('seed')}")
+        return (
+            f"{self.catalog.display('model', str(run.get('model')))} · "
+            f"{self.catalog.display('strategy', str(run.get('adapter')))} · seed {run.get('seed')}"
+        )
 
     def _section(self) -> str:
         """Per dataset and gallery image: the image and ground truth once, then every run's prediction."""
@@ -116,11 +121,15 @@ class Galleries:
                     for panel in ("image", "truth"):
                         if (dataset, key, panel) not in self.ids:
                             caption = key if panel == "image" else "ground truth"
-                            cells.append(_figure(self._img((dataset, key, panel), folder / entry["panels"][panel],
-                                                           caption), caption))
+                            cells.append(
+                                _figure(
+                                    self._img((dataset, key, panel), folder / entry["panels"][panel], caption), caption
+                                )
+                            )
                     caption = f"{self._label(run_dir)} — {_dice(entry)}"
-                    cells.append(_figure(self._img((run_dir, key, "pred"), folder / entry["panels"]["pred"], caption),
-                                         caption))
+                    cells.append(
+                        _figure(self._img((run_dir, key, "pred"), folder / entry["panels"]["pred"], caption), caption)
+                    )
                 parts.append(f'<div class="gallery">{"".join(cells)}</div>')
         return "".join(parts)
 
@@ -132,8 +141,10 @@ class Galleries:
         rows = []
         for entry in index.get("images", []):
             key = entry["key"]
-            cells = [_figure(self._ref((dataset, key, "image"), key), key),
-                     _figure(self._ref((dataset, key, "truth"), "ground truth"), "ground truth"),
-                     _figure(self._ref((run_dir, key, "pred"), "prediction"), f"prediction — {_dice(entry)}")]
+            cells = [
+                _figure(self._ref((dataset, key, "image"), key), key),
+                _figure(self._ref((dataset, key, "truth"), "ground truth"), "ground truth"),
+                _figure(self._ref((run_dir, key, "pred"), "prediction"), f"prediction — {_dice(entry)}"),
+            ]
             rows.append(f'<div class="gallery">{"".join(cells)}</div>')
         return f"<h4>Prediction gallery</h4>{legend(index)}{''.join(rows)}"

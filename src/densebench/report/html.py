@@ -150,10 +150,12 @@ def table_html(table: Table, run_anchor: dict[str, str] | None = None) -> str:
     body_rows, foot_rows = rows[: n - table.footer], rows[n - table.footer :] if table.footer else []
     foot = f"<tfoot>{''.join(foot_rows)}</tfoot>" if foot_rows else ""
     note = f'<p class="note">{escape(table.note)}</p>' if table.note else ""
-    return (f'<h3 id="{escape(_slug(table.name))}">{escape(table.title)}</h3>{note}'
-            f'<input class="filter" type="search" placeholder="Filter rows…" data-table="{tid}" aria-label="Filter {escape(table.title)}">'
-            f'<div class="wrap"><table class="sortable" id="{tid}"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body_rows)}</tbody>{foot}</table></div>')
+    return (
+        f'<h3 id="{escape(_slug(table.name))}">{escape(table.title)}</h3>{note}'
+        f'<input class="filter" type="search" placeholder="Filter rows…" data-table="{tid}" aria-label="Filter {escape(table.title)}">'
+        f'<div class="wrap"><table class="sortable" id="{tid}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body_rows)}</tbody>{foot}</table></div>"
+    )
 
 
 def _small_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -176,24 +178,44 @@ def run_details(anchor: str, doc: dict[str, Any], gallery_html: str = "", catalo
     catalog = catalog or Catalog()
     point = test.get("metrics") or {}
     boot = (test.get("bootstrap") or {}).get("metrics") or {}
-    summary = [[k, point.get(k), (boot.get(k) or {}).get("mean"), (boot.get(k) or {}).get("ci_lower"),
-                (boot.get(k) or {}).get("ci_upper")] for k in dict.fromkeys([*point, *boot])]
-    parts = [f"<h4>Test metrics ({escape(str(test.get('n_images', '?')))} images, {escape(str(test.get('eval_mode', '?')))})</h4>",
-             _small_table(["Metric", "Point", "Bootstrap mean", "CI lower", "CI upper"], summary)]
+    summary = [
+        [
+            k,
+            point.get(k),
+            (boot.get(k) or {}).get("mean"),
+            (boot.get(k) or {}).get("ci_lower"),
+            (boot.get(k) or {}).get("ci_upper"),
+        ]
+        for k in dict.fromkeys([*point, *boot])
+    ]
+    parts = [
+        f"<h4>Test metrics ({escape(str(test.get('n_images', '?')))} images, {escape(str(test.get('eval_mode', '?')))})</h4>",
+        _small_table(["Metric", "Point", "Bootstrap mean", "CI lower", "CI upper"], summary),
+    ]
     per_class = test.get("per_class") or {}
     if per_class:
         measures = list(dict.fromkeys(m for scores in per_class.values() for m in (scores or {})))
-        parts += ["<h4>Per class</h4>", _small_table(["Class", *measures],
-                                                     [[name, *[(s or {}).get(m) for m in measures]] for name, s in per_class.items()])]
+        parts += [
+            "<h4>Per class</h4>",
+            _small_table(
+                ["Class", *measures], [[name, *[(s or {}).get(m) for m in measures]] for name, s in per_class.items()]
+            ),
+        ]
     instance = test.get("instance")
     if instance:
         parts += ["<h4>Instance metrics</h4>", f"<pre>{escape(json.dumps(instance, indent=1))}</pre>"]
     parts.append(gallery_html)
     facts = {k: doc.get(k) for k in ("model", "data", "val", "timing", "memory", "device", "code") if doc.get(k)}
-    parts += ["<details><summary>Model, data, timing, device</summary>", f"<pre>{escape(json.dumps(facts, indent=1))}</pre></details>",
-              "<details><summary>Resolved config</summary>", f"<pre>{escape(json.dumps(doc.get('config', {}), indent=1))}</pre></details>"]
-    title = (f"{catalog.display('dataset', str(run.get('dataset')))} · {catalog.display('model', str(run.get('model')))}"
-             f" · {catalog.display('strategy', str(run.get('adapter')))} · seed {run.get('seed')} — {run.get('run_dir', '')}")
+    parts += [
+        "<details><summary>Model, data, timing, device</summary>",
+        f"<pre>{escape(json.dumps(facts, indent=1))}</pre></details>",
+        "<details><summary>Resolved config</summary>",
+        f"<pre>{escape(json.dumps(doc.get('config', {}), indent=1))}</pre></details>",
+    ]
+    title = (
+        f"{catalog.display('dataset', str(run.get('dataset')))} · {catalog.display('model', str(run.get('model')))}"
+        f" · {catalog.display('strategy', str(run.get('adapter')))} · seed {run.get('seed')} — {run.get('run_dir', '')}"
+    )
     return f'<details class="run" id="{anchor}"><summary>{escape(title)}</summary>{"".join(parts)}</details>'
 
 
@@ -225,24 +247,36 @@ def write_html(report: Report, out: Path, catalog: Catalog | None = None, self_c
     nav = "".join(f'<a href="#s-{_slug(s)}">{escape(s)}</a>' for s in sections)
     body = []
     if report.notes:
-        body.append('<h2 id="s-notes">Notes</h2><ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in report.notes) + "</ul>")
+        body.append(
+            '<h2 id="s-notes">Notes</h2><ul class="notes">'
+            + "".join(f"<li>{escape(n)}</li>" for n in report.notes)
+            + "</ul>"
+        )
     for section in sections:
         body.append(f'<h2 id="s-{_slug(section)}">{escape(section)}</h2>')
         body += [table_html(t, anchors) for t in report.tables if t.section == section]
         body += [_figure_html(plot, self_contained) for plot in report.plots if plot.section == section]
         if section == "Galleries":
-            body.append('<p class="note">The same seeded test images for every run of a dataset: image, ground truth, '
-                        "then each run's prediction.</p>" + galleries.section)
+            body.append(
+                '<p class="note">The same seeded test images for every run of a dataset: image, ground truth, '
+                "then each run's prediction.</p>" + galleries.section
+            )
         if section == "Runs" and report.results.details:
             body.append("<h3>Run details</h3>")
-            body += [run_details(anchors[run_id], d, galleries.for_run(run_id), catalog)
-                     for run_id, d in sorted(report.results.details.items())]
-    sources = ", ".join(f"{s}: {doc['counts'][s]['results']} results" for s in doc["sources"] if s in doc.get("counts", {}))
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-            f'<link rel="icon" href="data:,"><title>DenseBench report: {escape(report.metric)}</title><style>{CSS}{gallery.GALLERY_CSS}</style></head>'
-            f"<body><header><h1>DenseBench report: {escape(report.metric)}</h1>"
-            f"<div class=note>Generated {escape(doc['generated'])} by densebench {escape(doc['densebench_version'])}. "
-            f"{escape(sources)}.</div></header><nav>{nav}</nav><main>{''.join(body)}</main><script>{JS}{gallery.GALLERY_JS}</script></body></html>")
+            body += [
+                run_details(anchors[run_id], d, galleries.for_run(run_id), catalog)
+                for run_id, d in sorted(report.results.details.items())
+            ]
+    sources = ", ".join(
+        f"{s}: {doc['counts'][s]['results']} results" for s in doc["sources"] if s in doc.get("counts", {})
+    )
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+        f'<link rel="icon" href="data:,"><title>DenseBench report: {escape(report.metric)}</title><style>{CSS}{gallery.GALLERY_CSS}</style></head>'
+        f"<body><header><h1>DenseBench report: {escape(report.metric)}</h1>"
+        f"<div class=note>Generated {escape(doc['generated'])} by densebench {escape(doc['densebench_version'])}. "
+        f"{escape(sources)}.</div></header><nav>{nav}</nav><main>{''.join(body)}</main><script>{JS}{gallery.GALLERY_JS}</script></body></html>"
+    )
     path = out / "report.html"
     path.write_text(page)
     return path

@@ -32,8 +32,11 @@ _IGNORED_PREFIXES = ("hydra", "output_dir", "cache_dir", "seed", "experiment")
 
 
 def _ignored(key: str) -> bool:
-    return (key in IDENTITY_KEYS or key.endswith((".name", ".display_name", ".published_key"))
-            or any(key == k or key.startswith(k + ".") for k in (*RUNTIME_KEYS, *_IGNORED_PREFIXES)))
+    return (
+        key in IDENTITY_KEYS
+        or key.endswith((".name", ".display_name", ".published_key"))
+        or any(key == k or key.startswith(k + ".") for k in (*RUNTIME_KEYS, *_IGNORED_PREFIXES))
+    )
 
 
 def kind_of(key: str) -> str:
@@ -143,7 +146,11 @@ def identify(doc: dict[str, Any], defaults: Defaults) -> Identity:
             key = key.lstrip("~")
             if "." not in key and key not in ran:
                 continue
-            if key not in ran and not _ignored(key) and (key not in base or _freeze(parse_value(text)) != _freeze(base[key])):
+            if (
+                key not in ran
+                and not _ignored(key)
+                and (key not in base or _freeze(parse_value(text)) != _freeze(base[key]))
+            ):
                 found[key] = _freeze(parse_value(text))
     else:
         for override in semantic_overrides(list(run.get("overrides") or [])):

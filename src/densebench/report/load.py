@@ -25,10 +25,32 @@ RUNS, PUBLISHED = "runs", "published"
 RUN_DIR_NAME = re.compile(r"^seed(?P<seed>\d+)(?:-(?P<digest>[0-9a-f]{8}))?$")
 KEY_COLUMNS = ["source", "dataset", "model", "strategy", "variant", "protocol", "axes"]
 # value: the run's point estimate (what `densebench run` printed); published rows: the paper's bootstrap mean
-VALUE_COLUMNS = ["run", *KEY_COLUMNS, "seed", "metric", "value", "point", "boot_mean", "ci_lower", "ci_upper",
-                 "input_size", "adapter_rank", "params"]
-PER_CLASS_COLUMNS = ["run", *KEY_COLUMNS, "seed", "input_size", "adapter_rank", "params", "class", "class_index",
-                     "measure", "value"]
+VALUE_COLUMNS = [
+    "run",
+    *KEY_COLUMNS,
+    "seed",
+    "metric",
+    "value",
+    "point",
+    "boot_mean",
+    "ci_lower",
+    "ci_upper",
+    "input_size",
+    "adapter_rank",
+    "params",
+]
+PER_CLASS_COLUMNS = [
+    "run",
+    *KEY_COLUMNS,
+    "seed",
+    "input_size",
+    "adapter_rank",
+    "params",
+    "class",
+    "class_index",
+    "measure",
+    "value",
+]
 
 
 @dataclass
@@ -58,8 +80,11 @@ class Results:
 
     @classmethod
     def empty(cls) -> Results:
-        return cls(pd.DataFrame(columns=VALUE_COLUMNS), pd.DataFrame(columns=PER_CLASS_COLUMNS),
-                   pd.DataFrame(columns=VALUE_COLUMNS))
+        return cls(
+            pd.DataFrame(columns=VALUE_COLUMNS),
+            pd.DataFrame(columns=PER_CLASS_COLUMNS),
+            pd.DataFrame(columns=VALUE_COLUMNS),
+        )
 
     def with_values(self, rows: pd.DataFrame) -> Results:
         """These results plus more value rows (e.g. published ones)."""
@@ -154,7 +179,9 @@ def find_runs(dirs: list[Path], exclude: Path | None = None) -> tuple[list[tuple
     problems: dict[Path, Problem] = {}
     for root in dirs:
         if not root.is_dir():
-            raise DenseBenchError(f"runs directory {root} not found; pass a folder that holds run directories (e.g. outputs/)")
+            raise DenseBenchError(
+                f"runs directory {root} not found; pass a folder that holds run directories (e.g. outputs/)"
+            )
         for path in sorted(root.rglob("metrics.json")):
             run_dir = path.parent.resolve()
             if exclude is not None and run_dir.is_relative_to(exclude):
@@ -171,8 +198,12 @@ def find_runs(dirs: list[Path], exclude: Path | None = None) -> tuple[list[tuple
         for path in sorted(root.rglob("config.yaml")):
             run_dir = path.parent.resolve()
             if RUN_DIR_NAME.match(run_dir.name) and run_dir not in finished and run_dir not in problems:
-                problems[run_dir] = _problem("unfinished", run_dir, "no metrics.json or error.json (running, or stopped)")
-    return sorted(finished.items()), sorted(problems.values(), key=lambda p: (p.dataset, p.model, p.strategy, p.run_dir))
+                problems[run_dir] = _problem(
+                    "unfinished", run_dir, "no metrics.json or error.json (running, or stopped)"
+                )
+    return sorted(finished.items()), sorted(
+        problems.values(), key=lambda p: (p.dataset, p.model, p.strategy, p.run_dir)
+    )
 
 
 def _mapping(doc: dict[str, Any], key: str) -> dict[str, Any]:
@@ -186,7 +217,9 @@ def _shared(identities: list[Identity], kind: str) -> frozenset[tuple[str, Any]]
     return frozenset.intersection(*sets) if sets else frozenset()
 
 
-def load_runs(dirs: list[Path], catalog: Catalog, exclude: Path | None = None, defaults: Defaults | None = None) -> Results:
+def load_runs(
+    dirs: list[Path], catalog: Catalog, exclude: Path | None = None, defaults: Defaults | None = None
+) -> Results:
     """Every finished run under `dirs` as rows; display names and published keys recorded in runs are learned.
 
     Each row carries what the run is about (identity.py): `variant` (model-entry settings), the dataset
@@ -221,12 +254,16 @@ def load_runs(dirs: list[Path], catalog: Catalog, exclude: Path | None = None, d
         if views and "train.feature_cache=" not in protocol:
             protocol = " ".join(filter(None, [protocol, f"train.feature_cache=views:{views}"]))
         base = {
-            "run": run_id, "source": RUNS,
+            "run": run_id,
+            "source": RUNS,
             "dataset": str(run["dataset"]) + (f" [{dataset_settings}]" if dataset_settings else ""),
-            "model": str(run["model"]), "strategy": str(run["adapter"]),
-            "variant": identity.label("model", shared["model"]), "protocol": protocol,
+            "model": str(run["model"]),
+            "strategy": str(run["adapter"]),
+            "variant": identity.label("model", shared["model"]),
+            "protocol": protocol,
             "axes": identity.label("axis", shared["axis"]),
-            "seed": int(run.get("seed") or 0), "input_size": _num(model_block.get("input_size")),
+            "seed": int(run.get("seed") or 0),
+            "input_size": _num(model_block.get("input_size")),
             "adapter_rank": _num(adapter_cfg.get("rank")),
             "params": _num((model_block.get("params") or {}).get("backbone_total")),
         }
@@ -235,15 +272,34 @@ def load_runs(dirs: list[Path], catalog: Catalog, exclude: Path | None = None, d
         for key in dict.fromkeys([*point, *boot]):
             b = boot.get(key) or {}
             value = _num(point[key]) if key in point else _num(b.get("mean"))
-            rows.append({**base, "metric": key, "value": value, "point": _num(point.get(key)),
-                         "boot_mean": _num(b.get("mean")), "ci_lower": _num(b.get("ci_lower")),
-                         "ci_upper": _num(b.get("ci_upper"))})
+            rows.append(
+                {
+                    **base,
+                    "metric": key,
+                    "value": value,
+                    "point": _num(point.get(key)),
+                    "boot_mean": _num(b.get("mean")),
+                    "ci_lower": _num(b.get("ci_lower")),
+                    "ci_upper": _num(b.get("ci_upper")),
+                }
+            )
         for index, (name, scores) in enumerate((test.get("per_class") or {}).items()):
             for measure, value in (scores or {}).items():
-                class_rows.append({**base, "class": str(name), "class_index": index, "measure": measure, "value": _num(value)})
+                class_rows.append(
+                    {**base, "class": str(name), "class_index": index, "measure": measure, "value": _num(value)}
+                )
         for key, (value, lo, hi) in _instance_metrics(test.get("instance")).items():
-            instance_rows.append({**base, "metric": key, "value": value, "point": value, "boot_mean": math.nan,
-                                  "ci_lower": lo, "ci_upper": hi})
+            instance_rows.append(
+                {
+                    **base,
+                    "metric": key,
+                    "value": value,
+                    "point": value,
+                    "boot_mean": math.nan,
+                    "ci_lower": lo,
+                    "ci_upper": hi,
+                }
+            )
     shared_labels = {k: label(v) for k, v in shared.items() if v}
     shared_labels.update({f"dataset {d}": label(v) for d, v in dataset_shared.items() if v})
     return Results(
@@ -266,16 +322,22 @@ def _shape_error(path: Path, where: str) -> DenseBenchError:
 def load_published(folder: Path, catalog: Catalog) -> pd.DataFrame:
     """Rows (VALUE_COLUMNS) of published results: one JSON per strategy, file stem = published strategy key."""
     if not folder.is_dir():
-        raise DenseBenchError(f"--published {folder}: not a directory; point it at the folder of per-strategy JSONs (frozen.json, ...)")
+        raise DenseBenchError(
+            f"--published {folder}: not a directory; point it at the folder of per-strategy JSONs (frozen.json, ...)"
+        )
     files = sorted(folder.glob("*.json"))
     if not files:
-        raise DenseBenchError(f"--published {folder}: no *.json files; expected one JSON per strategy (frozen.json, lora.json, ...)")
+        raise DenseBenchError(
+            f"--published {folder}: no *.json files; expected one JSON per strategy (frozen.json, lora.json, ...)"
+        )
     rows = []
     for path in files:
         try:
             data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise DenseBenchError(f"{path}: not readable JSON ({exc}); pass --published a folder of result JSONs") from exc
+            raise DenseBenchError(
+                f"{path}: not readable JSON ({exc}); pass --published a folder of result JSONs"
+            ) from exc
         if not isinstance(data, dict):
             raise _shape_error(path, "the top level")
         strategy = catalog.from_published("strategy", path.stem)
@@ -287,13 +349,32 @@ def load_published(folder: Path, catalog: Catalog) -> pd.DataFrame:
                 if not isinstance(metrics, dict):
                     raise _shape_error(path, f"'{dataset_key}/{model_key}'")
                 model = catalog.from_published("model", model_key)
-                base = {"run": f"{PUBLISHED}/{path.stem}/{dataset_key}/{model_key}", "source": PUBLISHED,
-                        "dataset": dataset, "model": model, "strategy": strategy, "variant": "", "protocol": "", "axes": "", "seed": math.nan,
-                        "input_size": math.nan, "adapter_rank": math.nan, "params": catalog.published_params(model) or math.nan}
+                base = {
+                    "run": f"{PUBLISHED}/{path.stem}/{dataset_key}/{model_key}",
+                    "source": PUBLISHED,
+                    "dataset": dataset,
+                    "model": model,
+                    "strategy": strategy,
+                    "variant": "",
+                    "protocol": "",
+                    "axes": "",
+                    "seed": math.nan,
+                    "input_size": math.nan,
+                    "adapter_rank": math.nan,
+                    "params": catalog.published_params(model) or math.nan,
+                }
                 for metric, stats in metrics.items():
                     if not isinstance(stats, dict) or "mean" not in stats:
                         raise _shape_error(path, f"'{dataset_key}/{model_key}/{metric}'")
-                    rows.append({**base, "metric": metric, "value": _num(stats["mean"]), "point": math.nan,
-                                 "boot_mean": _num(stats["mean"]),
-                                 "ci_lower": _num(stats.get("ci_lower")), "ci_upper": _num(stats.get("ci_upper"))})
+                    rows.append(
+                        {
+                            **base,
+                            "metric": metric,
+                            "value": _num(stats["mean"]),
+                            "point": math.nan,
+                            "boot_mean": _num(stats["mean"]),
+                            "ci_lower": _num(stats.get("ci_lower")),
+                            "ci_upper": _num(stats.get("ci_upper")),
+                        }
+                    )
     return pd.DataFrame(rows, columns=VALUE_COLUMNS)

@@ -63,7 +63,13 @@ def _drawn_tick_labels(fig: plt.Figure) -> tuple[list[Text], set[int]]:
                 labels = (tick.label1, tick.label2)
                 every.update(id(t) for t in labels)
                 loc = tick.get_loc()
-                if loc is not None and lo - span <= loc <= hi + span and ax.get_visible() and axis.get_visible() and ax.axison:
+                if (
+                    loc is not None
+                    and lo - span <= loc <= hi + span
+                    and ax.get_visible()
+                    and axis.get_visible()
+                    and ax.axison
+                ):
                     drawn += [t for t in labels if t.get_visible() and t.get_text().strip()]
     return drawn, every
 
@@ -75,22 +81,36 @@ def layout_problems(fig: plt.Figure, tight: bool = True, tolerance: float = 1.0)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     ticks, tick_ids = _drawn_tick_labels(fig)
-    texts = [t for t in fig.findobj(Text) if id(t) not in tick_ids and t.get_visible() and t.get_text().strip()
-             and (t.axes is None or t.axes.get_visible())]
+    texts = [
+        t
+        for t in fig.findobj(Text)
+        if id(t) not in tick_ids
+        and t.get_visible()
+        and t.get_text().strip()
+        and (t.axes is None or t.axes.get_visible())
+    ]
     texts = list({id(t): t for t in [*texts, *ticks]}.values())
     canvas = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans) if tight else fig.bbox
     boxes = [(t, t.get_window_extent(renderer)) for t in texts]
     problems = []
     for t, box in boxes:
-        if (box.x0 < canvas.x0 - tolerance or box.y0 < canvas.y0 - tolerance or box.x1 > canvas.x1 + tolerance
-                or box.y1 > canvas.y1 + tolerance):
+        if (
+            box.x0 < canvas.x0 - tolerance
+            or box.y0 < canvas.y0 - tolerance
+            or box.x1 > canvas.x1 + tolerance
+            or box.y1 > canvas.y1 + tolerance
+        ):
             problems.append(f"outside the canvas: {t.get_text()!r}")
         clip = t.get_clip_box() if t.get_clip_on() else None
-        if clip is not None and (box.x0 < clip.x0 - tolerance or box.x1 > clip.x1 + tolerance
-                                 or box.y0 < clip.y0 - tolerance or box.y1 > clip.y1 + tolerance):
+        if clip is not None and (
+            box.x0 < clip.x0 - tolerance
+            or box.x1 > clip.x1 + tolerance
+            or box.y0 < clip.y0 - tolerance
+            or box.y1 > clip.y1 + tolerance
+        ):
             problems.append(f"clipped: {t.get_text()!r}")
     for i, (a, box_a) in enumerate(boxes):
-        for b, box_b in boxes[i + 1:]:
+        for b, box_b in boxes[i + 1 :]:
             dx = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
             dy = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
             if dx > tolerance and dy > tolerance:
@@ -113,12 +133,15 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width=max(8, width), break_long_words=True, break_on_hyphens=False)) or text
 
 
-def _grid(n: int, title: str, ncols: int = 6, size: tuple[float, float] = (2.6, 2.6)) -> tuple[plt.Figure, list[plt.Axes]]:
+def _grid(
+    n: int, title: str, ncols: int = 6, size: tuple[float, float] = (2.6, 2.6)
+) -> tuple[plt.Figure, list[plt.Axes]]:
     """n panels under a title, laid out by matplotlib's constrained layout (titles and labels never collide)."""
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(size[0] * ncols, 5.0), size[1] * nrows + 0.9), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(max(size[0] * ncols, 5.0), size[1] * nrows + 0.9), squeeze=False, layout="constrained"
+    )
     fig.suptitle(_wrap(title, int(max(size[0] * ncols, 5.0) * 11)))
     flat = list(axes.ravel())
     for ax in flat[n:]:
@@ -133,8 +156,9 @@ def _legend_below(fig: plt.Figure, handles: list[Any], labels: list[str], width_
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=7, frameon=False)
 
 
-def strategy_boxplots(cells: pd.DataFrame, datasets: list[str], strategies: list[str], catalog: Catalog,
-                      metric: str, path: Path) -> Path:
+def strategy_boxplots(
+    cells: pd.DataFrame, datasets: list[str], strategies: list[str], catalog: Catalog, metric: str, path: Path
+) -> Path:
     """Per dataset, the spread over models of each strategy's metric: one colour per strategy, in the
     report's strategy order, explained by one legend (with the mean and median markers)."""
     if cells.empty or len(strategies) == 0:
@@ -145,9 +169,15 @@ def strategy_boxplots(cells: pd.DataFrame, datasets: list[str], strategies: list
     for ax, dataset in zip(axes, datasets):
         sub = cells[cells["dataset"] == dataset]
         data = [sub.loc[sub["strategy"] == s, "value"].dropna().to_numpy() for s in strategies]
-        parts = ax.boxplot(data, showmeans=True, patch_artist=True, widths=0.6,
-                           meanprops={"marker": "^", "markersize": 4, "markerfacecolor": "white", "markeredgecolor": "black"},
-                           medianprops={"color": "black"}, flierprops={"marker": "o", "markersize": 3})
+        parts = ax.boxplot(
+            data,
+            showmeans=True,
+            patch_artist=True,
+            widths=0.6,
+            meanprops={"marker": "^", "markersize": 4, "markerfacecolor": "white", "markeredgecolor": "black"},
+            medianprops={"color": "black"},
+            flierprops={"marker": "o", "markersize": 3},
+        )
         for box, colour in zip(parts["boxes"], colours):
             box.set_facecolor(colour)
         ax.set_xticks([])
@@ -156,8 +186,11 @@ def strategy_boxplots(cells: pd.DataFrame, datasets: list[str], strategies: list
     axes[0].set_ylabel(metric)
     handles: list[Any] = [Patch(facecolor=c, edgecolor="black") for c in colours]
     labels = [catalog.display("strategy", s) for s in strategies]
-    handles += [Line2D([], [], color="black"), Line2D([], [], marker="^", ls="", markerfacecolor="white", color="black"),
-                Line2D([], [], marker="o", ls="", markerfacecolor="none", color="black", markersize=3)]
+    handles += [
+        Line2D([], [], color="black"),
+        Line2D([], [], marker="^", ls="", markerfacecolor="white", color="black"),
+        Line2D([], [], marker="o", ls="", markerfacecolor="none", color="black", markersize=3),
+    ]
     labels += ["median", "mean", "outlier"]
     _legend_below(fig, handles, labels, fig.get_figwidth())
     return save_figure(fig, path)
@@ -217,8 +250,15 @@ def _unit_axis(ax: plt.Axes, unit: str) -> None:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_count(v)))
 
 
-def _scaling_axes(fig: plt.Figure, ax: plt.Axes, names: plt.Axes, result: dict[str, Any], labels: dict[str, str],
-                  catalog: Catalog, unit: str) -> None:
+def _scaling_axes(
+    fig: plt.Figure,
+    ax: plt.Axes,
+    names: plt.Axes,
+    result: dict[str, Any],
+    labels: dict[str, str],
+    catalog: Catalog,
+    unit: str,
+) -> None:
     """Points per strategy (its colour) and over all strategies (black ×); model names in a column to
     the right, ordered by value and joined to their points by thin lines (so names never overlap)."""
     ordered = [*catalog.strategy_order(n for n in result["points"] if n != "all"), "all"]
@@ -227,12 +267,25 @@ def _scaling_axes(fig: plt.Figure, ax: plt.Axes, names: plt.Axes, result: dict[s
         x, y = zip(*points.values())
         if name == "all":
             r = result["overall"]
-            ax.scatter(x, y, marker="x", color="black", s=26, zorder=3,
-                       label=f"all strategies (ρ={r['rho']:.2f}, p={r['p_value']:.2g})")
+            ax.scatter(
+                x,
+                y,
+                marker="x",
+                color="black",
+                s=26,
+                zorder=3,
+                label=f"all strategies (ρ={r['rho']:.2f}, p={r['p_value']:.2g})",
+            )
         else:
             r = result["by_strategy"][name]
-            ax.scatter(x, y, s=16, color=catalog.strategy_color(name), alpha=0.85,
-                       label=f"{catalog.display('strategy', name)} (ρ={r['rho']:.2f}, p={r['p_value']:.2g})")
+            ax.scatter(
+                x,
+                y,
+                s=16,
+                color=catalog.strategy_color(name),
+                alpha=0.85,
+                label=f"{catalog.display('strategy', name)} (ρ={r['rho']:.2f}, p={r['p_value']:.2g})",
+            )
     _unit_axis(ax, unit)
     xs = [v[0] for pts in result["points"].values() for v in pts.values()]
     if xs:
@@ -246,12 +299,27 @@ def _scaling_axes(fig: plt.Figure, ax: plt.Axes, names: plt.Axes, result: dict[s
     for i, entry in enumerate(order):
         y_text = (i + 0.5) / len(order)
         names.text(0.12, y_text, labels.get(entry, entry), va="center", ha="left", fontsize=7)
-        fig.add_artist(ConnectionPatch(xyA=(named[entry][0], named[entry][1]), coordsA=ax.transData, xyB=(0.1, y_text),
-                                       coordsB=names.transAxes, color="grey", lw=0.5, alpha=0.7))
+        fig.add_artist(
+            ConnectionPatch(
+                xyA=(named[entry][0], named[entry][1]),
+                coordsA=ax.transData,
+                xyB=(0.1, y_text),
+                coordsB=names.transAxes,
+                color="grey",
+                lw=0.5,
+                alpha=0.7,
+            )
+        )
 
 
-def scaling_plot(result: dict[str, Any], labels: dict[str, str], catalog: Catalog, metric: str, path: Path,
-                 flops_size: int | None = None) -> Path:
+def scaling_plot(
+    result: dict[str, Any],
+    labels: dict[str, str],
+    catalog: Catalog,
+    metric: str,
+    path: Path,
+    flops_size: int | None = None,
+) -> Path:
     """Metric vs backbone parameters (log x, M/B) from `scaling()`, and vs forward FLOPs (G) when counted."""
     if "all" not in result["points"] and not result["by_strategy"]:
         reason = result.get("not_correlated", {}).get("all") or "no model has a parameter count"
@@ -260,8 +328,14 @@ def scaling_plot(result: dict[str, Any], labels: dict[str, str], catalog: Catalo
     n_models = max(len(p) for p in result["points"].values())
     height = max(4.2, 0.17 * n_models + 1.6)
     panels = 2 if with_flops else 1
-    fig, axes = plt.subplots(1, 2 * panels, figsize=(9.0 * panels, height), squeeze=False, layout="constrained",
-                             gridspec_kw={"width_ratios": [3, 1.25] * panels})
+    fig, axes = plt.subplots(
+        1,
+        2 * panels,
+        figsize=(9.0 * panels, height),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"width_ratios": [3, 1.25] * panels},
+    )
     ax, names = axes[0, 0], axes[0, 1]
     _scaling_axes(fig, ax, names, result, labels, catalog, "params")
     ax.set_xlabel("backbone parameters")
@@ -280,8 +354,17 @@ def scaling_plot(result: dict[str, Any], labels: dict[str, str], catalog: Catalo
 SWEEP_GROUP = ["dataset", "model", "variant", "strategy", "protocol"]
 
 
-def _sweep_plot(cells: pd.DataFrame, x: str, others: list[str], catalog: Catalog, metric: str, xlabel: str,
-                path: Path, log2: bool, references: bool) -> Path:
+def _sweep_plot(
+    cells: pd.DataFrame,
+    x: str,
+    others: list[str],
+    catalog: Catalog,
+    metric: str,
+    xlabel: str,
+    path: Path,
+    log2: bool,
+    references: bool,
+) -> Path:
     """Metric vs `x`: a line joins only runs that differ in `x` alone (same dataset with its settings,
     model entry, strategy, protocol and other axes); other runs become separate, labelled series.
 
@@ -304,7 +387,9 @@ def _sweep_plot(cells: pd.DataFrame, x: str, others: list[str], catalog: Catalog
     def series_label(key: tuple[Any, ...]) -> str:
         model = catalog.display("model", key[1]) + (f" [{key[2]}]" if key[2] else "")
         extra = [key[4]] if key[4] else []  # the protocol, where it is not the shared one
-        extra += [f"{o}={v:g}" for o, v in zip(others, key[5:]) if o in varying and isinstance(v, float) and not math.isnan(v)]
+        extra += [
+            f"{o}={v:g}" for o, v in zip(others, key[5:]) if o in varying and isinstance(v, float) and not math.isnan(v)
+        ]
         return " · ".join([model, catalog.display("strategy", key[3]), *extra])
 
     for ax, dataset in zip(axes, datasets):
@@ -317,11 +402,24 @@ def _sweep_plot(cells: pd.DataFrame, x: str, others: list[str], catalog: Catalog
             marker = series_markers.setdefault(key[1:], markers[len(series_markers) % len(markers)])
             legend.setdefault(label, Line2D([], [], marker=marker, ms=4, color=colour))
             err = np.where(g["n"] > 1, g["std"], np.nan)
-            ax.errorbar(g[x], g["value"], yerr=None if np.isnan(err).all() else err, marker=marker, ms=4,
-                        color=colour, capsize=2)
+            ax.errorbar(
+                g[x],
+                g["value"],
+                yerr=None if np.isnan(err).all() else err,
+                marker=marker,
+                ms=4,
+                color=colour,
+                capsize=2,
+            )
             if references:
-                ref = cells[(cells["dataset"] == dataset) & (cells["model"] == key[1]) & (cells["variant"] == key[2])
-                            & (cells["protocol"] == key[4]) & (cells["axes"] == "") & cells[x].isna()]
+                ref = cells[
+                    (cells["dataset"] == dataset)
+                    & (cells["model"] == key[1])
+                    & (cells["variant"] == key[2])
+                    & (cells["protocol"] == key[4])
+                    & (cells["axes"] == "")
+                    & cells[x].isna()
+                ]
                 for r in ref.itertuples():
                     colour = catalog.strategy_color(r.strategy)
                     model = catalog.display("model", r.model) + (f" [{r.variant}]" if r.variant else "")
@@ -349,8 +447,14 @@ def input_size_plot(cells: pd.DataFrame, catalog: Catalog, metric: str, path: Pa
     return _sweep_plot(cells, "input_size", ["adapter_rank"], catalog, metric, "input size (px)", path, False, False)
 
 
-def cd_diagram(ranks: dict[str, float], cd: float, cliques: list[list[str]], title: str, path: Path,
-               highlight: set[str] | None = None) -> Path:
+def cd_diagram(
+    ranks: dict[str, float],
+    cd: float,
+    cliques: list[list[str]],
+    title: str,
+    path: Path,
+    highlight: set[str] | None = None,
+) -> Path:
     """Critical-difference diagram: average ranks on an axis (1 = best, left), bars join groups within the CD.
 
     The title states what was ranked over how many blocks (N); a note under the axis says what the bars mean.
@@ -386,9 +490,24 @@ def cd_diagram(ranks: dict[str, float], cd: float, cliques: list[list[str]], tit
         x_text = 0.35 if left else k + 0.65
         mark = name in (highlight or ())
         ax.plot([r, r, x_text], [0, y, y], color="tab:red" if mark else "black", lw=1.2 if mark else 0.7)
-        ax.text(x_text + (-0.02 if left else 0.02), y, f"{name} ({r:.2f})", ha="right" if left else "left",
-                va="center", fontsize=7, color="tab:red" if mark else "black", fontweight="bold" if mark else "normal")
-    ax.text((k + 1) / 2, text_top - 0.22 * half - 0.1, "average rank (1 = best); a bar joins entries whose ranks "
-            "differ by less than CD (not significantly different)", ha="center", va="top", fontsize=6.5, color="#444444")
+        ax.text(
+            x_text + (-0.02 if left else 0.02),
+            y,
+            f"{name} ({r:.2f})",
+            ha="right" if left else "left",
+            va="center",
+            fontsize=7,
+            color="tab:red" if mark else "black",
+            fontweight="bold" if mark else "normal",
+        )
+    ax.text(
+        (k + 1) / 2,
+        text_top - 0.22 * half - 0.1,
+        "average rank (1 = best); a bar joins entries whose ranks differ by less than CD (not significantly different)",
+        ha="center",
+        va="top",
+        fontsize=6.5,
+        color="#444444",
+    )
     ax.set_title(title, fontsize=9)
     return save_figure(fig, path)

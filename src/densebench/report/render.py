@@ -39,8 +39,10 @@ def _md_cell(text: str, bold: bool) -> str:
 
 def markdown_table(table: Table) -> str:
     ncols = len(table.frame.columns)
-    lines = ["| " + " | ".join(_md_cell(c, False) for c in table.frame.columns) + " |",
-             "|" + "|".join(":--" if i < table.label_columns else "--:" for i in range(ncols)) + "|"]
+    lines = [
+        "| " + " | ".join(_md_cell(c, False) for c in table.frame.columns) + " |",
+        "|" + "|".join(":--" if i < table.label_columns else "--:" for i in range(ncols)) + "|",
+    ]
     for row, marks in zip(table.frame.itertuples(index=False), table.best.itertuples(index=False)):
         lines.append("| " + " | ".join(_md_cell(v, bool(b)) for v, b in zip(row, marks)) + " |")
     return "\n".join(lines)
@@ -48,10 +50,16 @@ def markdown_table(table: Table) -> str:
 
 def write_markdown(report: Report, out: Path) -> Path:
     doc = report.document
-    lines = [f"# DenseBench report: {report.metric}", "",
-             f"Generated {doc['generated']} by densebench {doc['densebench_version']}. Sources: "
-             + ", ".join(f"{s} ({doc['counts'][s]['results']} results)" for s in doc["sources"] if s in doc.get("counts", {}))
-             + ".", ""]
+    lines = [
+        f"# DenseBench report: {report.metric}",
+        "",
+        f"Generated {doc['generated']} by densebench {doc['densebench_version']}. Sources: "
+        + ", ".join(
+            f"{s} ({doc['counts'][s]['results']} results)" for s in doc["sources"] if s in doc.get("counts", {})
+        )
+        + ".",
+        "",
+    ]
     if report.notes:
         lines += ["## Notes", "", *[f"- {n}" for n in report.notes], ""]
     for section in _sections(report):
@@ -62,7 +70,12 @@ def write_markdown(report: Report, out: Path) -> Path:
                 lines += [table.note, ""]
             lines += [markdown_table(table), ""]
         for plot in (p for p in report.plots if p.section == section):
-            lines += [f"### {plot.title}", "", f"![{plot.title}](plots/{plot.name}.png) ([SVG](plots/{plot.name}.svg))", ""]
+            lines += [
+                f"### {plot.title}",
+                "",
+                f"![{plot.title}](plots/{plot.name}.png) ([SVG](plots/{plot.name}.svg))",
+                "",
+            ]
             if plot.note:
                 lines += [plot.note, ""]
     path = out / "report.md"
@@ -71,10 +84,29 @@ def write_markdown(report: Report, out: Path) -> Path:
 
 
 # --- LaTeX ------------------------------------------------------------------------------------------------------
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "—": "--", "−": "$-$",
-        "Δ": r"$\Delta$", "χ": r"$\chi$", "²": r"$^2$", "·": r"$\cdot$", "α": r"$\alpha$", "≥": r"$\geq$",
-        "×": r"$\times$", "ρ": r"$\rho$"}
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "—": "--",
+    "−": "$-$",
+    "Δ": r"$\Delta$",
+    "χ": r"$\chi$",
+    "²": r"$^2$",
+    "·": r"$\cdot$",
+    "α": r"$\alpha$",
+    "≥": r"$\geq$",
+    "×": r"$\times$",
+    "ρ": r"$\rho$",
+}
 
 
 def tex_escape(text: str) -> str:
@@ -90,17 +122,37 @@ def latex_table(table: Table) -> str:
             body.append(r"\midrule")
         cells = [f"\\textbf{{{tex_escape(v)}}}" if b else tex_escape(v) for v, b in zip(row, marks)]
         body.append(" & ".join(cells) + r" \\")
-    tabular = "\n".join([f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
-                         " & ".join(tex_escape(c) for c in table.frame.columns) + r" \\", r"\midrule", *body,
-                         r"\bottomrule", r"\end{tabular}"])
+    tabular = "\n".join(
+        [
+            f"\\begin{{tabular}}{{{spec}}}",
+            r"\toprule",
+            " & ".join(tex_escape(c) for c in table.frame.columns) + r" \\",
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+        ]
+    )
     if ncols > 7:
         tabular = "\\resizebox{\\linewidth}{!}{%\n" + tabular + "}"
-    return "\n".join([r"\begin{table}[htbp]", r"\centering", f"\\caption{{{tex_escape(table.title)}}}",
-                      f"\\label{{tab:{table.name}}}", tabular, r"\end{table}", ""])
+    return "\n".join(
+        [
+            r"\begin{table}[htbp]",
+            r"\centering",
+            f"\\caption{{{tex_escape(table.title)}}}",
+            f"\\label{{tab:{table.name}}}",
+            tabular,
+            r"\end{table}",
+            "",
+        ]
+    )
 
 
 def write_tex(report: Report, out: Path) -> Path:
-    parts = [f"% DenseBench report tables ({report.metric}). Needs \\usepackage{{booktabs}} and \\usepackage{{graphicx}}.", ""]
+    parts = [
+        f"% DenseBench report tables ({report.metric}). Needs \\usepackage{{booktabs}} and \\usepackage{{graphicx}}.",
+        "",
+    ]
     parts += [latex_table(t) for t in report.tables if t.section != "Runs"]
     path = out / "tables.tex"
     path.write_text("\n".join(parts))

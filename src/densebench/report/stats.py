@@ -46,11 +46,21 @@ def friedman(frame: pd.DataFrame, blocks: list[str], treatment: str, alpha: floa
     table = table.drop(columns=[t for t in coverage.index if str(t) in sparse])
     complete = table.dropna()
     k, n = complete.shape[1], complete.shape[0]
-    result: dict[str, Any] = {"blocks": " × ".join(blocks), "treatment": treatment, "k": int(k), "n_blocks": int(n),
-                              "n_blocks_incomplete": int(len(table) - n), "left_out": sparse, "alpha": alpha}
+    result: dict[str, Any] = {
+        "blocks": " × ".join(blocks),
+        "treatment": treatment,
+        "k": int(k),
+        "n_blocks": int(n),
+        "n_blocks_incomplete": int(len(table) - n),
+        "left_out": sparse,
+        "alpha": alpha,
+    }
     if k < 3 or n < 2:
-        return {**result, "status": "skipped",
-                "reason": f"needs ≥3 treatments ({treatment}) over ≥2 complete blocks; have {k} over {n}"}
+        return {
+            **result,
+            "status": "skipped",
+            "reason": f"needs ≥3 treatments ({treatment}) over ≥2 complete blocks; have {k} over {n}",
+        }
     statistic, p_value = stats.friedmanchisquare(*(complete[c].to_numpy() for c in complete.columns))
     ranks = complete.rank(axis=1, ascending=False, method="average").mean().sort_values()
     cd = nemenyi_cd(k, n, alpha)
@@ -61,9 +71,13 @@ def friedman(frame: pd.DataFrame, blocks: list[str], treatment: str, alpha: floa
         p = float(stats.studentized_range.sf(diff * math.sqrt(2) / scale, k, np.inf))
         pairs.append({"a": a, "b": b, "rank_difference": float(diff), "p_value": p, "significant": bool(diff > cd)})
     return {
-        **result, "status": "done", "statistic": float(statistic), "p_value": float(p_value),
+        **result,
+        "status": "done",
+        "statistic": float(statistic),
+        "p_value": float(p_value),
         "average_ranks": {str(name): float(r) for name, r in ranks.items()},
-        "critical_difference": cd, "pairs": pairs,
+        "critical_difference": cd,
+        "pairs": pairs,
         "cliques": [list(c) for c in cliques(ranks, cd)],
     }
 
@@ -93,7 +107,9 @@ class Arm:
 def load_confusions(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     path = run_dir / "confusion_per_image.npz"
     if not path.is_file():
-        raise DenseBenchError(f"{path} not found; the paired bootstrap needs runs that stored per-image confusion matrices")
+        raise DenseBenchError(
+            f"{path} not found; the paired bootstrap needs runs that stored per-image confusion matrices"
+        )
     with np.load(path, allow_pickle=False) as data:
         return data["cm"], data["keys"].astype(str)
 
@@ -131,7 +147,9 @@ def paired_bootstrap(
             f"{len(set(keys_a) & set(keys_b))} shared; compare runs made on the same split"
         )
     if cm_a.shape[1:] != cm_b.shape[1:]:
-        raise DenseBenchError(f"paired bootstrap: {a.run_dir} has {cm_a.shape[1]} classes, {b.run_dir} has {cm_b.shape[1]}")
+        raise DenseBenchError(
+            f"paired bootstrap: {a.run_dir} has {cm_a.shape[1]} classes, {b.run_dir} has {cm_b.shape[1]}"
+        )
     order = {key: i for i, key in enumerate(keys_b)}
     cm_b = cm_b[[order[key] for key in keys_a]]
     ta, tb = torch.from_numpy(cm_a).double(), torch.from_numpy(cm_b).double()
@@ -151,17 +169,35 @@ def paired_bootstrap(
     p_text = f"p = {p_value:.3g}" if p_value > 0 else f"p < {1 / len(diff):.2g}"
     if lo > 0 or hi < 0:
         winner, loser = (a.label, b.label) if lo > 0 else (b.label, a.label)
-        verdict = (f"{winner} is better than {loser}: the {pct} CI of the difference [{lo:+.4f}, {hi:+.4f}] "
-                   f"excludes 0 (paired bootstrap {p_text}).")
+        verdict = (
+            f"{winner} is better than {loser}: the {pct} CI of the difference [{lo:+.4f}, {hi:+.4f}] "
+            f"excludes 0 (paired bootstrap {p_text})."
+        )
     else:
-        verdict = (f"No significant difference: {a.label} − {b.label} = {diff.mean():+.4f} is within its {pct} CI "
-                   f"[{lo:+.4f}, {hi:+.4f}], which contains 0 (paired bootstrap {p_text}).")
+        verdict = (
+            f"No significant difference: {a.label} − {b.label} = {diff.mean():+.4f} is within its {pct} CI "
+            f"[{lo:+.4f}, {hi:+.4f}], which contains 0 (paired bootstrap {p_text})."
+        )
     return {
-        "a": a.label, "b": b.label, "a_run": str(a.run_dir), "b_run": str(b.run_dir), "metric": metric,
-        "n_images": int(len(keys_a)), "n_resamples": int(len(diff)), "seed": seed, "ci": ci,
-        "a_point": point_a, "b_point": point_b, "a_mean": float(kept_a.mean()), "b_mean": float(kept_b.mean()),
-        "a_ci": [float(a_lo), float(a_hi)], "b_ci": [float(b_lo), float(b_hi)],
-        "difference_mean": float(diff.mean()), "difference_ci": [float(lo), float(hi)], "p_value": p_value,
-        "significant": bool(lo > 0 or hi < 0), "arm_cis_overlap": bool(a_lo <= b_hi and b_lo <= a_hi),
+        "a": a.label,
+        "b": b.label,
+        "a_run": str(a.run_dir),
+        "b_run": str(b.run_dir),
+        "metric": metric,
+        "n_images": int(len(keys_a)),
+        "n_resamples": int(len(diff)),
+        "seed": seed,
+        "ci": ci,
+        "a_point": point_a,
+        "b_point": point_b,
+        "a_mean": float(kept_a.mean()),
+        "b_mean": float(kept_b.mean()),
+        "a_ci": [float(a_lo), float(a_hi)],
+        "b_ci": [float(b_lo), float(b_hi)],
+        "difference_mean": float(diff.mean()),
+        "difference_ci": [float(lo), float(hi)],
+        "p_value": p_value,
+        "significant": bool(lo > 0 or hi < 0),
+        "arm_cis_overlap": bool(a_lo <= b_hi and b_lo <= a_hi),
         "verdict": verdict,
     }

@@ -58,21 +58,50 @@ def fmt_cell(value: float, lo: float = math.nan, hi: float = math.nan, std: floa
     return f"{value:.4f}"
 
 
-def make_table(name: str, title: str, section: str, frame: pd.DataFrame, *, sort: pd.DataFrame | None = None,
-               best: pd.DataFrame | None = None, data: pd.DataFrame | None = None, note: str = "",
-               hints: pd.DataFrame | None = None, label_columns: int = 1) -> Table:
+def make_table(
+    name: str,
+    title: str,
+    section: str,
+    frame: pd.DataFrame,
+    *,
+    sort: pd.DataFrame | None = None,
+    best: pd.DataFrame | None = None,
+    data: pd.DataFrame | None = None,
+    note: str = "",
+    hints: pd.DataFrame | None = None,
+    label_columns: int = 1,
+) -> Table:
     """A table whose unspecified parts default to: sort by the text, nothing bold, CSV = what is shown."""
     frame = frame.reset_index(drop=True)
     if sort is None:
         sort = frame.copy()
     if best is None:
         best = pd.DataFrame(False, index=frame.index, columns=frame.columns)
-    return Table(name, title, section, frame, sort.reset_index(drop=True), best.reset_index(drop=True),
-                 frame if data is None else data, note, hints, label_columns)
+    return Table(
+        name,
+        title,
+        section,
+        frame,
+        sort.reset_index(drop=True),
+        best.reset_index(drop=True),
+        frame if data is None else data,
+        note,
+        hints,
+        label_columns,
+    )
 
 
-def grid_table(name: str, title: str, section: str, cells: pd.DataFrame, datasets: list[str], entries: list[str],
-               catalog: Catalog, failed: dict[tuple[str, str], str] | None = None, note: str = "") -> Table:
+def grid_table(
+    name: str,
+    title: str,
+    section: str,
+    cells: pd.DataFrame,
+    datasets: list[str],
+    entries: list[str],
+    catalog: Catalog,
+    failed: dict[tuple[str, str], str] | None = None,
+    note: str = "",
+) -> Table:
     """Datasets × entries with value and CI (or mean ± std over seeds); the best entry of each dataset is bold.
 
     A last row averages each column over the datasets every column has (so the means are comparable).
@@ -114,12 +143,21 @@ def grid_table(name: str, title: str, section: str, cells: pd.DataFrame, dataset
         bold.append([False, *(means == means.max()).tolist()])
         hint.append(["", *[""] * len(entries)])
     frame = pd.DataFrame(shown, columns=["Dataset", *columns])
-    data = cells[cells["dataset"].isin(datasets)][["dataset", "model", "variant", "strategy", "value", "std", "n",
-                                                    "ci_lower", "ci_upper"]].copy()
+    data = cells[cells["dataset"].isin(datasets)][
+        ["dataset", "model", "variant", "strategy", "value", "std", "n", "ci_lower", "ci_upper"]
+    ].copy()
     data["best"] = [bool(b) for b in data["value"] == data.groupby("dataset")["value"].transform("max")]
-    table = make_table(name, title, section, frame, sort=pd.DataFrame(keys, columns=frame.columns),
-                       best=pd.DataFrame(bold, columns=frame.columns), data=data.reset_index(drop=True), note=note,
-                       hints=pd.DataFrame(hint, columns=frame.columns))
+    table = make_table(
+        name,
+        title,
+        section,
+        frame,
+        sort=pd.DataFrame(keys, columns=frame.columns),
+        best=pd.DataFrame(bold, columns=frame.columns),
+        data=data.reset_index(drop=True),
+        note=note,
+        hints=pd.DataFrame(hint, columns=frame.columns),
+    )
     table.footer = len(shown) - len(datasets)
     return table
 
@@ -129,41 +167,89 @@ def ranks_table(name: str, title: str, section: str, ranks: pd.DataFrame, note: 
     shown, keys = [], []
     for pos, r in enumerate(ranks.itertuples(), start=1):
         cats = [ranks.loc[r.Index, c] for c in categories]
-        shown.append([str(pos), r.label, f"{r.avg_rank:.3f}", str(r.n_cells), fmt(r.mean_value), *[fmt(v, 2) for v in cats]])
+        shown.append(
+            [str(pos), r.label, f"{r.avg_rank:.3f}", str(r.n_cells), fmt(r.mean_value), *[fmt(v, 2) for v in cats]]
+        )
         keys.append([pos, r.label, r.avg_rank, r.n_cells, r.mean_value, *cats])
     columns = ["Pos", "Model", "Avg rank", "Cells", "Mean value", *categories]
     data = ranks[["entry", "model", "variant", "avg_rank", "n_cells", "mean_value", *categories]]
-    return make_table(name, title, section, pd.DataFrame(shown, columns=columns),
-                      sort=pd.DataFrame(keys, columns=columns), data=data, note=note, label_columns=2)
+    return make_table(
+        name,
+        title,
+        section,
+        pd.DataFrame(shown, columns=columns),
+        sort=pd.DataFrame(keys, columns=columns),
+        data=data,
+        note=note,
+        label_columns=2,
+    )
 
 
-def sota_table(name: str, title: str, section: str, sota: pd.DataFrame, best: pd.DataFrame, strategies: list[str],
-               datasets: list[str], catalog: Catalog) -> Table:
+def sota_table(
+    name: str,
+    title: str,
+    section: str,
+    sota: pd.DataFrame,
+    best: pd.DataFrame,
+    strategies: list[str],
+    datasets: list[str],
+    catalog: Catalog,
+) -> Table:
     """Per dataset the best cell overall, then the best entry of each strategy."""
     by_dataset = {r.dataset: r for r in sota.itertuples()}
     best_of = {(r.dataset, r.strategy): r for r in best.itertuples()}
     strategy_names = [catalog.display("strategy", s) for s in strategies]
-    columns = ["Dataset", "Category", "Best model", "Strategy", "Value", "95% CI", *[f"Best {s}" for s in strategy_names]]
+    columns = [
+        "Dataset",
+        "Category",
+        "Best model",
+        "Strategy",
+        "Value",
+        "95% CI",
+        *[f"Best {s}" for s in strategy_names],
+    ]
     shown, keys = [], []
     for dataset in datasets:
         if dataset not in by_dataset:
             continue
         r = by_dataset[dataset]
         per = [best_of.get((dataset, s)) for s in strategies]
-        shown.append([catalog.display("dataset", dataset), catalog.category(dataset), r.label,
-                      catalog.display("strategy", r.strategy), fmt(r.value), f"[{fmt(r.ci_lower)}, {fmt(r.ci_upper)}]",
-                      *[f"{b.label} {fmt(b.value)}" if b is not None else MISSING for b in per]])
+        shown.append(
+            [
+                catalog.display("dataset", dataset),
+                catalog.category(dataset),
+                r.label,
+                catalog.display("strategy", r.strategy),
+                fmt(r.value),
+                f"[{fmt(r.ci_lower)}, {fmt(r.ci_upper)}]",
+                *[f"{b.label} {fmt(b.value)}" if b is not None else MISSING for b in per],
+            ]
+        )
         keys.append([*shown[-1][:4], r.value, r.ci_lower, *[b.value if b is not None else math.nan for b in per]])
-    return make_table(name, title, section, pd.DataFrame(shown, columns=columns),
-                      sort=pd.DataFrame(keys, columns=columns), data=sota)
+    return make_table(
+        name, title, section, pd.DataFrame(shown, columns=columns), sort=pd.DataFrame(keys, columns=columns), data=sota
+    )
 
 
-def strategy_means_table(name: str, title: str, section: str, summary: dict[str, Any], strategies: list[str],
-                         metrics: list[str], catalog: Catalog) -> Table:
+def strategy_means_table(
+    name: str,
+    title: str,
+    section: str,
+    summary: dict[str, Any],
+    strategies: list[str],
+    metrics: list[str],
+    catalog: Catalog,
+) -> Table:
     """Strategies × metrics: mean over every (dataset, model) cell; the best strategy per metric is bold."""
     means = summary["means"]
-    keys = [[catalog.display("strategy", s), *[means.get(s, {}).get(m) for m in metrics], means.get(s, {}).get("n_cells", 0)]
-            for s in strategies]
+    keys = [
+        [
+            catalog.display("strategy", s),
+            *[means.get(s, {}).get(m) for m in metrics],
+            means.get(s, {}).get("n_cells", 0),
+        ]
+        for s in strategies
+    ]
     sort = pd.DataFrame(keys, columns=["Strategy", *metrics, "Cells"]).fillna(value=np.nan)
     best = pd.DataFrame(False, index=sort.index, columns=sort.columns)
     for m in metrics:
@@ -177,15 +263,28 @@ def strategy_means_table(name: str, title: str, section: str, summary: dict[str,
     return make_table(name, title, section, frame, sort=sort, best=best, data=data)
 
 
-def matrix_table(name: str, title: str, section: str, matrix: dict[str, dict[str, Any]], rows: list[str],
-                 columns: list[str], row_labels: dict[str, str], column_labels: dict[str, str], row_header: str,
-                 *, digits: int | None = 4, best: str | None = "row", note: str = "") -> Table:
+def matrix_table(
+    name: str,
+    title: str,
+    section: str,
+    matrix: dict[str, dict[str, Any]],
+    rows: list[str],
+    columns: list[str],
+    row_labels: dict[str, str],
+    column_labels: dict[str, str],
+    row_header: str,
+    *,
+    digits: int | None = 4,
+    best: str | None = "row",
+    note: str = "",
+) -> Table:
     """rows × columns of numbers from {row: {column: value}}; bold = the row's (or column's) maximum.
 
     `digits=None` prints integers (counts, missing = 0).
     """
-    values = pd.DataFrame([[matrix.get(r, {}).get(c, math.nan) for c in columns] for r in rows],
-                          index=rows, columns=columns, dtype=float)
+    values = pd.DataFrame(
+        [[matrix.get(r, {}).get(c, math.nan) for c in columns] for r in rows], index=rows, columns=columns, dtype=float
+    )
     marks = pd.DataFrame(False, index=values.index, columns=values.columns)
     if best == "row":
         marks = values.eq(values.max(axis=1), axis=0)
@@ -199,20 +298,50 @@ def matrix_table(name: str, title: str, section: str, matrix: dict[str, dict[str
             return "0" if math.isnan(v) else str(int(v))
         return fmt(v, digits)
 
-    frame = pd.DataFrame([[label, *[text(v) for v in row]] for label, row in zip(labels, values.to_numpy())], columns=header)
+    frame = pd.DataFrame(
+        [[label, *[text(v) for v in row]] for label, row in zip(labels, values.to_numpy())], columns=header
+    )
     sort = pd.DataFrame([[label, *row] for label, row in zip(labels, values.to_numpy())], columns=header)
     bold = pd.DataFrame([[False, *row] for row in marks.to_numpy()], columns=header)
     data = values.rename_axis(row_header.lower()).reset_index()
     return make_table(name, title, section, frame, sort=sort, best=bold, data=data, note=note)
 
 
-def records_table(name: str, title: str, section: str, rows: list[dict[str, Any]], columns: dict[str, str],
-                  *, data: pd.DataFrame | None = None, note: str = "", label_columns: int = 1) -> Table:
+def records_table(
+    name: str,
+    title: str,
+    section: str,
+    rows: list[dict[str, Any]],
+    columns: dict[str, str],
+    *,
+    data: pd.DataFrame | None = None,
+    note: str = "",
+    label_columns: int = 1,
+) -> Table:
     """A list of records shown as they are: `columns` maps record keys to headers; floats get 4 digits."""
     keys = pd.DataFrame([[r.get(k) for k in columns] for r in rows], columns=list(columns.values()))
     frame = keys.copy()
     for col in frame.columns:
-        frame[col] = [fmt(float(v)) if isinstance(v, (float, np.floating)) else (MISSING if v is None else str(v)) for v in keys[col]]
-    sort = keys.map(lambda v: math.nan if v is None else v if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else str(v))
-    return make_table(name, title, section, frame, sort=sort,
-                      data=pd.DataFrame(rows) if data is None else data, note=note, label_columns=label_columns)
+        frame[col] = [
+            fmt(float(v)) if isinstance(v, (float, np.floating)) else (MISSING if v is None else str(v))
+            for v in keys[col]
+        ]
+    sort = keys.map(
+        lambda v: (
+            math.nan
+            if v is None
+            else v
+            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            else str(v)
+        )
+    )
+    return make_table(
+        name,
+        title,
+        section,
+        frame,
+        sort=sort,
+        data=pd.DataFrame(rows) if data is None else data,
+        note=note,
+        label_columns=label_columns,
+    )

@@ -35,8 +35,14 @@ class Cell:
 
     @classmethod
     def from_config(cls, cfg: DictConfig, overrides: list[str]) -> "Cell":
-        return cls(tuple(overrides), run_dir(cfg, overrides), str(cfg.dataset.name), str(cfg.model.name),
-                   str(cfg.adapter.name), int(cfg.seed))
+        return cls(
+            tuple(overrides),
+            run_dir(cfg, overrides),
+            str(cfg.dataset.name),
+            str(cfg.model.name),
+            str(cfg.adapter.name),
+            int(cfg.seed),
+        )
 
     @property
     def semantic(self) -> list[str]:
@@ -58,22 +64,37 @@ def state(path: Path) -> str:
 def write_manifest(sweep_dir: Path, cells: list[Cell]) -> Path:
     sweep_dir = Path(sweep_dir).resolve()
     path = sweep_dir / MANIFEST
-    write_json(path, {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cells": [
-            {"overrides": list(c.overrides), "run_dir": os.path.relpath(Path(c.run_dir).resolve(), sweep_dir),
-             "dataset": c.dataset, "model": c.model, "adapter": c.adapter, "seed": c.seed}
-            for c in cells
-        ],
-    })
+    write_json(
+        path,
+        {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "cells": [
+                {
+                    "overrides": list(c.overrides),
+                    "run_dir": os.path.relpath(Path(c.run_dir).resolve(), sweep_dir),
+                    "dataset": c.dataset,
+                    "model": c.model,
+                    "adapter": c.adapter,
+                    "seed": c.seed,
+                }
+                for c in cells
+            ],
+        },
+    )
     return path
 
 
 def read_manifest(path: Path) -> list[Cell]:
     data = read_json(path)
     return [
-        Cell(tuple(c["overrides"]), Path(os.path.normpath(path.parent / c["run_dir"])), c["dataset"], c["model"],
-             c["adapter"], int(c["seed"]))
+        Cell(
+            tuple(c["overrides"]),
+            Path(os.path.normpath(path.parent / c["run_dir"])),
+            c["dataset"],
+            c["model"],
+            c["adapter"],
+            int(c["seed"]),
+        )
         for c in data["cells"]
     ]
 

@@ -18,6 +18,8 @@ def expand(overrides: list[Any]) -> list[list[str]]:
         elif override.is_discrete_sweep():
             choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
         else:
-            raise HydraException(f"{key}: the densebench sweeper takes lists, range(), glob() and choice(); "
-                                 f"not {override.value_type.name}")
+            raise HydraException(
+                f"{key}: the densebench sweeper takes lists, range(), glob() and choice(); "
+                f"not {override.value_type.name}"
+            )
     return [list(job) for job in itertools.product(*choices.values())]

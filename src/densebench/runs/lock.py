@@ -49,8 +49,12 @@ def job_id() -> str | None:
 def _owner() -> dict[str, Any]:
     me = psutil.Process()
     return {
-        "host": socket.gethostname(), "pid": me.pid, "pid_started": me.create_time(), "job": job_id(),
-        "token": uuid.uuid4().hex, "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "pid": me.pid,
+        "pid_started": me.create_time(),
+        "job": job_id(),
+        "token": uuid.uuid4().hex,
+        "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 

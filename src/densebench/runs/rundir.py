@@ -17,10 +17,27 @@ from densebench.files import read_json
 # runtime.* speed options change only float summation order, ~1e-6; metrics.json records them).
 IDENTITY_KEYS = {"model", "adapter", "dataset", "seed"}
 RUNTIME_KEYS = {
-    "force", "output_dir", "device", "progress", "dataset.root", "dataset.mpp", "model.weights",
-    "train.num_workers", "train.worker_start",
-    "cache_dir", "eval.feature_cache", "eval.feature_cache.store", "eval.feature_cache.max_gb", "eval.window_batch", "eval.gallery.n", "eval.gallery.seed", "eval.gallery.side",
-    "runtime.cpu_linear", "runtime.channels_last", "adapter.grad_checkpointing", "adapter.checkpoint_min_tokens",
+    "force",
+    "output_dir",
+    "device",
+    "progress",
+    "dataset.root",
+    "dataset.mpp",
+    "model.weights",
+    "train.num_workers",
+    "train.worker_start",
+    "cache_dir",
+    "eval.feature_cache",
+    "eval.feature_cache.store",
+    "eval.feature_cache.max_gb",
+    "eval.window_batch",
+    "eval.gallery.n",
+    "eval.gallery.seed",
+    "eval.gallery.side",
+    "runtime.cpu_linear",
+    "runtime.channels_last",
+    "adapter.grad_checkpointing",
+    "adapter.checkpoint_min_tokens",
 }
 
 
@@ -32,8 +49,11 @@ def _key(override: str) -> str:
 def semantic_overrides(overrides: list[str]) -> list[str]:
     """Overrides that change results, normalised and sorted (the digest input). A key given twice counts
     once, with its last value, as Hydra applies it (a sweep cell lists each key once)."""
-    keep = {_key(o): o.lstrip("+") for o in overrides
-            if _key(o) not in IDENTITY_KEYS | RUNTIME_KEYS and not _key(o).startswith("hydra")}
+    keep = {
+        _key(o): o.lstrip("+")
+        for o in overrides
+        if _key(o) not in IDENTITY_KEYS | RUNTIME_KEYS and not _key(o).startswith("hydra")
+    }
     return sorted(keep.values())
 
 
@@ -83,7 +103,9 @@ def git_commit() -> str | None:
     """The checkout's commit when DenseBench runs from a git clone, else None."""
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None

@@ -22,8 +22,13 @@ from densebench.runs.cells import STATES, Cell, find_manifests, read_manifest, s
 from densebench.files import read_json
 from densebench.errors import DenseBenchError
 
-GLYPHS = {"done": "[green]✓[/]", "running": "[cyan]▶[/]", "failed": "[red]✗[/]", "interrupted": "[yellow]‖[/]",
-          "missing": "[dim]·[/]"}
+GLYPHS = {
+    "done": "[green]✓[/]",
+    "running": "[cyan]▶[/]",
+    "failed": "[red]✗[/]",
+    "interrupted": "[yellow]‖[/]",
+    "missing": "[dim]·[/]",
+}
 STYLES = {"done": "green", "running": "cyan", "failed": "red", "interrupted": "yellow", "missing": "dim"}
 
 
@@ -38,8 +43,10 @@ def expected_cells(root: Path) -> list[Cell]:
 
 def _recorded_overrides(run_dir: Path) -> tuple[str, ...] | None:
     """The overrides a run recorded (metrics.json `run.overrides`, else error.json `overrides`)."""
-    for name, pick in (("metrics.json", lambda d: (d.get("run") or {}).get("overrides")),
-                       ("error.json", lambda d: d.get("overrides"))):
+    for name, pick in (
+        ("metrics.json", lambda d: (d.get("run") or {}).get("overrides")),
+        ("error.json", lambda d: d.get("overrides")),
+    ):
         try:
             found = pick(read_json(run_dir / name))
         except (OSError, ValueError, AttributeError):
@@ -64,8 +71,16 @@ def discovered_cells(root: Path) -> list[Cell]:
         cfg = OmegaConf.load(saved)
         try:
             overrides = _recorded_overrides(saved.parent) or (f"run={saved.parent.name}",)
-            cells.append(Cell(overrides, saved.parent, str(cfg.dataset.name), str(cfg.model.name),
-                              str(cfg.adapter.name), int(cfg.seed)))
+            cells.append(
+                Cell(
+                    overrides,
+                    saved.parent,
+                    str(cfg.dataset.name),
+                    str(cfg.model.name),
+                    str(cfg.adapter.name),
+                    int(cfg.seed),
+                )
+            )
         except Exception:  # not a DenseBench run directory
             continue
     return cells
@@ -113,8 +128,11 @@ def render(root: Path, cells: list[Cell], console: Console) -> Counter:
     labels = variant_labels(cells)
     seeds = sorted({c.seed for c in cells})
     counts = Counter(states)
-    console.print(f"{root}: {len(cells)} cells" + (f", seeds {', '.join(map(str, seeds))} (one mark per seed)"
-                                                   if len(seeds) > 1 else ""), highlight=False)
+    console.print(
+        f"{root}: {len(cells)} cells"
+        + (f", seeds {', '.join(map(str, seeds))} (one mark per seed)" if len(seeds) > 1 else ""),
+        highlight=False,
+    )
     for label in dict.fromkeys(sorted(labels)):
         group = [(c, st) for c, st, lab in zip(cells, states, labels) if lab == label]
         adapters = _adapter_order({c.adapter for c, _ in group})
@@ -130,7 +148,9 @@ def render(root: Path, cells: list[Cell], console: Console) -> Counter:
             row = []
             for adapter in adapters:
                 per_seed = by_adapter.get(adapter, {})
-                row.append("".join(GLYPHS[per_seed[s]] if s in per_seed else " " for s in seeds).rstrip() if per_seed else "")
+                row.append(
+                    "".join(GLYPHS[per_seed[s]] if s in per_seed else " " for s in seeds).rstrip() if per_seed else ""
+                )
             table.add_row(f"{dataset} · {model}", *row)
         console.print(table)
     console.print("  ".join(f"[{STYLES[s]}]{GLYPHS[s]} {s} {counts[s]}[/]" for s in STATES))
@@ -154,8 +174,13 @@ def main(argv: list[str]) -> int:
         prog="densebench status",
         description="Done / running / failed / interrupted / missing cells of the sweeps in an output directory.",
     )
-    parser.add_argument("runs_dir", nargs="?", type=Path, default=Path(os.environ.get("DENSEBENCH_OUTPUT", "outputs")),
-                        help="output_dir of the sweeps ($DENSEBENCH_OUTPUT or ./outputs), or one sweep directory")
+    parser.add_argument(
+        "runs_dir",
+        nargs="?",
+        type=Path,
+        default=Path(os.environ.get("DENSEBENCH_OUTPUT", "outputs")),
+        help="output_dir of the sweeps ($DENSEBENCH_OUTPUT or ./outputs), or one sweep directory",
+    )
     args = parser.parse_args(argv)
     root: Path = args.runs_dir
     if not root.is_dir():

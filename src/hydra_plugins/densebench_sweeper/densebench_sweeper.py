@@ -143,8 +143,10 @@ class _SkipSettled(Launcher):
         todo = [i for i, s in enumerate(states) if s not in ("done", "running")]
         skipped = len(states) - len(todo)
         if skipped:
-            log.info(f"Skipping {states.count('done')} finished and {states.count('running')} running cells "
-                     f"(force=true launches them); launching {len(todo)} of {len(states)}")
+            log.info(
+                f"Skipping {states.count('done')} finished and {states.count('running')} running cells "
+                f"(force=true launches them); launching {len(todo)} of {len(states)}"
+            )
         results: list[JobReturn | None] = [None] * len(states)
         if todo and slurm.is_slurm(self.inner):
             _preflight(self.inner)
@@ -171,7 +173,9 @@ def outcome(run_dir: Path, ret: JobReturn) -> tuple[str, str]:
 
     value = getattr(ret, "_return_value", None)
     if ret.status == JobStatus.FAILED:
-        return "failed", f"{type(value).__name__}: {one_line(value)}" if isinstance(value, BaseException) else "job failed"
+        return "failed", f"{type(value).__name__}: {one_line(value)}" if isinstance(
+            value, BaseException
+        ) else "job failed"
     if isinstance(value, str) and value.startswith("failed: "):
         return "failed", value.removeprefix("failed: ")
     now = state(run_dir)
@@ -188,11 +192,15 @@ def summarise(outcomes: list[tuple[Any, str, str]]) -> bool:
     counts = {k: sum(o == k for _, o, _ in outcomes) for k in ("done", "skipped", "failed")}
     console = Console(soft_wrap=True)
     style = "red" if counts["failed"] else "green"
-    console.print(f"[{style}]sweep: {len(outcomes)} cells: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "[/]",
-                  highlight=False)
+    console.print(
+        f"[{style}]sweep: {len(outcomes)} cells: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "[/]",
+        highlight=False,
+    )
     for cell, kind, why in outcomes:
         if kind == "failed":
             extra = " ".join(cell.semantic)
-            name = f"{cell.dataset} · {cell.model} · {cell.adapter} · seed {cell.seed}" + (f" · {extra}" if extra else "")
+            name = f"{cell.dataset} · {cell.model} · {cell.adapter} · seed {cell.seed}" + (
+                f" · {extra}" if extra else ""
+            )
             console.print(f"  [red]failed[/] {escape(name)}: {escape(why)}", highlight=False)
     return counts["failed"] > 0

@@ -25,19 +25,40 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # Settings named in the error line, in this order, when set.
-RESOURCES = ("partition", "nodes", "tasks_per_node", "gpus_per_node", "gpus_per_task", "gres", "cpus_per_task",
-             "cpus_per_gpu", "mem_gb", "mem_per_gpu", "mem_per_cpu", "timeout_min", "constraint", "qos", "account")
+RESOURCES = (
+    "partition",
+    "nodes",
+    "tasks_per_node",
+    "gpus_per_node",
+    "gpus_per_task",
+    "gres",
+    "cpus_per_task",
+    "cpus_per_gpu",
+    "mem_gb",
+    "mem_per_gpu",
+    "mem_per_cpu",
+    "timeout_min",
+    "constraint",
+    "qos",
+    "account",
+)
 
 # sbatch's reason → what to change (first match wins).
 FIXES = (
     (r"partition", "set hydra.launcher.partition (or $SBATCH_PARTITION) to a partition `sinfo -s` lists"),
-    (r"gres|generic resource|gpu",
-     "no node offers those GPUs: hydra.launcher.gpus_per_node=null on a CPU partition, or pick a GPU partition"),
+    (
+        r"gres|generic resource|gpu",
+        "no node offers those GPUs: hydra.launcher.gpus_per_node=null on a CPU partition, or pick a GPU partition",
+    ),
     (r"feature|constraint", "hydra.launcher.constraint names a feature no node has (`sinfo -o '%P %f'`)"),
     (r"memory", "lower hydra.launcher.mem_gb to what a node has (`sinfo -o '%P %m'`, MB)"),
-    (r"node configuration|cpu|processor",
-     ("no node has that many CPUs, GPUs or memory: lower hydra.launcher.cpus_per_task, gpus_per_node or mem_gb "
-      "(`sinfo -o '%P %c %m %G'`)")),
+    (
+        r"node configuration|cpu|processor",
+        (
+            "no node has that many CPUs, GPUs or memory: lower hydra.launcher.cpus_per_task, gpus_per_node or mem_gb "
+            "(`sinfo -o '%P %c %m %G'`)"
+        ),
+    ),
     (r"time limit|timelimit", "lower hydra.launcher.timeout_min to the partition's limit (`sinfo -o '%P %l'`)"),
 )
 
@@ -60,10 +81,13 @@ def job_script(params: dict[str, Any]) -> str:
     generic = set(OmegaConf.structured(BaseQueueConf).keys())
     with tempfile.TemporaryDirectory() as folder:
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        executor.update_parameters(**{
-            key if key in generic else f"slurm_{key}": value
-            for key, value in params.items() if key not in ("submitit_folder", "max_num_timeout")
-        })
+        executor.update_parameters(
+            **{
+                key if key in generic else f"slurm_{key}": value
+                for key, value in params.items()
+                if key not in ("submitit_folder", "max_num_timeout")
+            }
+        )
         return executor._executor._make_submission_file_text("true", "preflight")  # type: ignore[attr-defined]
 
 
@@ -80,21 +104,28 @@ def preflight(params: dict[str, Any]) -> None:
 
     missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
     if missing:
-        raise ConfigError(f"hydra/launcher=submitit_slurm needs SLURM's {' and '.join(missing)} on PATH: launch from "
-                          "a node of the cluster (or try the set-up here with hydra/launcher=submitit_local)")
+        raise ConfigError(
+            f"hydra/launcher=submitit_slurm needs SLURM's {' and '.join(missing)} on PATH: launch from "
+            "a node of the cluster (or try the set-up here with hydra/launcher=submitit_local)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "densebench-preflight.sh"
         script.write_text(job_script(params))
-        done = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True, timeout=120,
-                              check=False)
+        done = subprocess.run(
+            ["sbatch", "--test-only", str(script)], capture_output=True, text=True, timeout=120, check=False
+        )
     if done.returncode == 0:
         return
     reason = reason_of(done.stderr or done.stdout)
-    fix = next((fix for pattern, fix in FIXES if re.search(pattern, reason, re.IGNORECASE)),
-               "fix the hydra.launcher settings (`sinfo -o '%P %c %m %G %f %l'` shows what the nodes offer)")
+    fix = next(
+        (fix for pattern, fix in FIXES if re.search(pattern, reason, re.IGNORECASE)),
+        "fix the hydra.launcher settings (`sinfo -o '%P %c %m %G %f %l'` shows what the nodes offer)",
+    )
     asked = " ".join(f"{key}={params[key]}" for key in RESOURCES if params.get(key) is not None)
-    raise ConfigError(f"SLURM would never run these jobs (sbatch --test-only: {reason}; hydra.launcher: {asked}); "
-                      f"{fix}; nothing submitted")
+    raise ConfigError(
+        f"SLURM would never run these jobs (sbatch --test-only: {reason}; hydra.launcher: {asked}); "
+        f"{fix}; nothing submitted"
+    )
 
 
 def quiet_sacct() -> None:
@@ -109,8 +140,9 @@ def quiet_sacct() -> None:
         return
     _sacct_checked = True
     try:
-        probe = subprocess.run(["sacct", "-n", "-X", "-j", "1"], capture_output=True, text=True, timeout=60,
-                               check=False)
+        probe = subprocess.run(
+            ["sacct", "-n", "-X", "-j", "1"], capture_output=True, text=True, timeout=60, check=False
+        )
         failure = None if probe.returncode == 0 else reason_of(probe.stderr or probe.stdout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         failure = str(exc)
@@ -119,8 +151,10 @@ def quiet_sacct() -> None:
     from submitit.slurm.slurm import SlurmJob
 
     SlurmJob.watcher._make_command = lambda: None  # type: ignore[method-assign]  # no job to ask about
-    log.warning(f"sacct fails on this cluster ({failure}): job states come from the files the jobs write "
-                "(shown once; submitit would repeat it at every poll)")
+    log.warning(
+        f"sacct fails on this cluster ({failure}): job states come from the files the jobs write "
+        "(shown once; submitit would repeat it at every poll)"
+    )
 
 
 _sacct_checked = False

@@ -40,7 +40,9 @@ def test_second_load_comes_from_the_cache_and_equals_the_first(tmp_path):
     first, second = load(sample), load(sample)
     assert source.calls == 1 and _equal(first, second)
     assert second.instances.dtype == np.int32
-    assert _equal(cached_loader(source, tmp_path / "cache")(sample), first) and source.calls == 1  # a new process would hit too
+    assert (
+        _equal(cached_loader(source, tmp_path / "cache")(sample), first) and source.calls == 1
+    )  # a new process would hit too
 
 
 def test_changed_source_file_invalidates_its_entry(tmp_path):

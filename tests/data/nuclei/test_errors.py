@@ -54,7 +54,10 @@ def test_label_without_image_names_the_label(tmp_path):
 def test_second_copy_of_the_release_is_an_error(tmp_path):
     make_consep(tmp_path)
     shutil.copytree(tmp_path / "CoNSeP", tmp_path / "copy" / "CoNSeP")
-    with pytest.raises(DataError, match=r"two files for test_1: .*CoNSeP/Test/Images/test_1.png and .*copy/CoNSeP/Test/Images/test_1.png; remove one copy"):
+    with pytest.raises(
+        DataError,
+        match=r"two files for test_1: .*CoNSeP/Test/Images/test_1.png and .*copy/CoNSeP/Test/Images/test_1.png; remove one copy",
+    ):
         build("consep", tmp_path).samples()
 
 
@@ -131,12 +134,16 @@ def test_nucls_slide_outside_both_fold_lists(tmp_path):
     make_nucls(tmp_path)
     path = tmp_path / "NuCLS_dataset" / "train_test_splits" / "fold_1_train.csv"
     path.write_text("\n".join(line for line in path.read_text().splitlines() if "A1-A0SP" not in line) + "\n")
-    with pytest.raises(DataError, match=r"TCGA-A1-A0SP-DX1_id-.*: TCGA-A1-A0SP-DX1 is not listed in either list of official fold 1"):
+    with pytest.raises(
+        DataError, match=r"TCGA-A1-A0SP-DX1_id-.*: TCGA-A1-A0SP-DX1 is not listed in either list of official fold 1"
+    ):
         build("nucls", tmp_path).samples()
 
 
 def test_unknown_class_mode_lists_the_known_ones(tmp_path):
-    with pytest.raises(ConfigError, match=r"dataset.class_mode=weird is not defined for 'pannuke'; use one of \['default', 'paper'\]"):
+    with pytest.raises(
+        ConfigError, match=r"dataset.class_mode=weird is not defined for 'pannuke'; use one of \['default', 'paper'\]"
+    ):
         build("pannuke", tmp_path, class_mode="weird")
 
 

@@ -27,10 +27,26 @@ SMALL_SPLITS = {
 @pytest.mark.parametrize("name", sorted(MAKERS))
 def test_run_trains_and_evaluates_on_the_fixture(tmp_path, name):
     MAKERS[name](tmp_path / "data")
-    args = [f"dataset={name}", f"dataset.root={tmp_path / 'data'}", "model=demo_vit", "train.epochs=1", "input_size=64",
-            "train.num_workers=0", "train.batch_size=2", f"output_dir={tmp_path / 'runs'}", *SMALL_SPLITS.get(name, [])]
+    args = [
+        f"dataset={name}",
+        f"dataset.root={tmp_path / 'data'}",
+        "model=demo_vit",
+        "train.epochs=1",
+        "input_size=64",
+        "train.num_workers=0",
+        "train.batch_size=2",
+        f"output_dir={tmp_path / 'runs'}",
+        *SMALL_SPLITS.get(name, []),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run([sys.executable, "-m", "densebench", "run", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "densebench", "run", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (metrics,) = (tmp_path / "runs").rglob("metrics.json")
     result = json.loads(metrics.read_text())

@@ -19,4 +19,3 @@ def dataset_cfg(name: str, root: Path | str, *overrides: str) -> DictConfig:
 
 def source(name: str, root: Path | str, *overrides: str) -> SegmentationSource:
     return build_source(dataset_cfg(name, root, *overrides))
-

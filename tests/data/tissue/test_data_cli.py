@@ -73,7 +73,9 @@ def test_export_writes_image_mask_and_overlay_pngs_per_sample(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(out / "testing_00_mask.png")), expected["testing_00"].mask)
     np.testing.assert_array_equal(np.asarray(Image.open(out / "testing_00_image.png")), expected["testing_00"].image)
     overlay = np.asarray(Image.open(out / "testing_00_overlay.png"))
-    assert overlay.shape == expected["testing_00"].image.shape and not np.array_equal(overlay, expected["testing_00"].image)
+    assert overlay.shape == expected["testing_00"].image.shape and not np.array_equal(
+        overlay, expected["testing_00"].image
+    )
 
 
 def test_export_key_with_folder_separator_becomes_a_flat_file_name(tmp_path):

@@ -9,8 +9,17 @@ from tests.data.fixtures_tissue import make
 
 FAST = ["glas", "cocahis", "json_list"]  # paired files with instances, HDF5, dataset JSON
 SLOW = ["crag", "rings", "bcss", "cosas24", "ebhi", "wsss4luad", "janowczyk", "folder"]
-TINY = ["train.epochs=1", "input_size=32", "model.variant=tiny", "decoder.stem_channels=16", "decoder.channels=[8,8,8,8]",
-        "train.num_workers=0", "train.augment=none", "eval.bootstrap.n=20", "progress=none"]
+TINY = [
+    "train.epochs=1",
+    "input_size=32",
+    "model.variant=tiny",
+    "decoder.stem_channels=16",
+    "decoder.channels=[8,8,8,8]",
+    "train.num_workers=0",
+    "train.augment=none",
+    "eval.bootstrap.n=20",
+    "progress=none",
+]
 
 
 @pytest.mark.parametrize("name", FAST + [pytest.param(n, marks=pytest.mark.slow) for n in SLOW])

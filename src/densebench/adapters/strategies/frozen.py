@@ -46,6 +46,7 @@ class FrozenBackboneMixin(Adapter):
 
     def last_tokens(self, x: Tensor) -> Tensor:
         """The backbone's last full token sequence (B, N, D) of a padded batch, reused where the memo holds it."""
+
         def compute(t: Tensor) -> Tensor:
             with torch.no_grad():
                 return self.backbone.forward_tokens(t)[-1]

@@ -73,8 +73,10 @@ def count_per_block(backbone: Backbone, names: list[str], target_set: str) -> Co
         counts[where] += 1
     used = [(path, stack) for path, stack in stacks if any(p == path for p, _ in counts)]
     if not used:
-        raise ConfigError(f"model '{name}': LoRA target set '{target_set}' adapts no transformer block; "
-                          f"{backbone.lora_fix(target_set)}")
+        raise ConfigError(
+            f"model '{name}': LoRA target set '{target_set}' adapts no transformer block; "
+            f"{backbone.lora_fix(target_set)}"
+        )
     for path, stack in used:
         per_block = {block: counts[(path, block)] for block, _ in stack.named_children()}
         most = max(per_block.values())

@@ -39,8 +39,14 @@ class TransformerAdapter(FrozenBackboneMixin):
         rates = torch.linspace(0, float(cfg.drop_path_rate), int(cfg.depth), device="cpu").tolist()  # also on meta
         self.blocks = nn.Sequential(
             *(
-                Block(dim, heads, mlp_ratio=float(cfg.mlp_ratio), qkv_bias=True,
-                      init_values=float(cfg.init_values), drop_path=rate)
+                Block(
+                    dim,
+                    heads,
+                    mlp_ratio=float(cfg.mlp_ratio),
+                    qkv_bias=True,
+                    init_values=float(cfg.init_values),
+                    drop_path=rate,
+                )
                 for rate in rates
             )
         )

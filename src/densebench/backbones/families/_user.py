@@ -53,15 +53,27 @@ def block_linears(module: nn.Module, prefix: str = "model") -> dict[str, list[st
         return {}
     path, stack = stacks[0]
     first = next(iter(stack.children()))
-    roles: dict[str, list[str]] = {"blocks": [f"{prefix}.{path}" if prefix else path], "attn": [], "mlp": [], "other": []}
+    roles: dict[str, list[str]] = {
+        "blocks": [f"{prefix}.{path}" if prefix else path],
+        "attn": [],
+        "mlp": [],
+        "other": [],
+    }
     # nn.MultiheadAttention reads its out_proj weight directly, never calling the Linear: LoRA there does nothing
-    unused = {f"{n}.out_proj" if n else "out_proj" for n, m in first.named_modules() if isinstance(m, nn.MultiheadAttention)}
+    unused = {
+        f"{n}.out_proj" if n else "out_proj" for n, m in first.named_modules() if isinstance(m, nn.MultiheadAttention)
+    }
     for name, child in first.named_modules():
         if not isinstance(child, nn.Linear) or name in unused:
             continue
         parts = name.split(".")
-        role = ("attn" if any(w in p for p in parts for w in _ATTENTION_WORDS)
-                else "mlp" if any(w in p for p in parts for w in _MLP_WORDS) else "other")
+        role = (
+            "attn"
+            if any(w in p for p in parts for w in _ATTENTION_WORDS)
+            else "mlp"
+            if any(w in p for p in parts for w in _MLP_WORDS)
+            else "other"
+        )
         roles[role].append(name)
     return roles
 
@@ -76,8 +88,11 @@ def infer_lora_targets(module: nn.Module, prefix: str = "model") -> dict[str, st
     def pattern(names: list[str]) -> str | None:
         return rf"{blocks}\.({'|'.join(re.escape(n) for n in names)})" if names else None
 
-    out = {"attn": pattern(roles["attn"]), "attn_mlp": pattern(roles["attn"] + roles["mlp"]),
-           "all_linear": pattern(roles["attn"] + roles["mlp"] + roles["other"])}
+    out = {
+        "attn": pattern(roles["attn"]),
+        "attn_mlp": pattern(roles["attn"] + roles["mlp"]),
+        "all_linear": pattern(roles["attn"] + roles["mlp"] + roles["other"]),
+    }
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -99,11 +114,16 @@ class UserBackbone(Backbone):
 
     def lora_fix(self, target_set: str) -> str:
         blocks = block_linears(self.model)
-        example = f"{blocks['blocks'][0]}.0.{(blocks['attn'] or blocks['other'] or ['qkv'])[0]}" if blocks else "model.blocks.0.attn.qkv"
+        example = (
+            f"{blocks['blocks'][0]}.0.{(blocks['attn'] or blocks['other'] or ['qkv'])[0]}"
+            if blocks
+            else "model.blocks.0.attn.qkv"
+        )
         return f"set model.lora_targets.{target_set} (a regex over module paths such as {example})"
 
-    def _finish(self, cfg: DictConfig, geometry: dict[str, Any], mean: Any, std: Any,
-                module_targets: dict[str, str] | None) -> None:
+    def _finish(
+        self, cfg: DictConfig, geometry: dict[str, Any], mean: Any, std: Any, module_targets: dict[str, str] | None
+    ) -> None:
         """Set geometry, normalisation and LoRA targets, then probe a forward on a non-square grid."""
         if geometry.get("num_blocks") is not None:
             self.num_blocks = int(geometry["num_blocks"])
@@ -200,22 +220,37 @@ class TimmConvention(UserBackbone):
         if patch is None and hasattr(m, "patch_embed"):
             patch = m.patch_embed.patch_size
         blocks: Any = getattr(m, "blocks", None)
-        missing = [name for name, v in (("patch_size or patch_embed.patch_size", patch),
-                                        ("embed_dim", getattr(m, "embed_dim", None)),
-                                        ("num_prefix_tokens", getattr(m, "num_prefix_tokens", None)),
-                                        ("blocks", blocks)) if v is None]
+        missing = [
+            name
+            for name, v in (
+                ("patch_size or patch_embed.patch_size", patch),
+                ("embed_dim", getattr(m, "embed_dim", None)),
+                ("num_prefix_tokens", getattr(m, "num_prefix_tokens", None)),
+                ("blocks", blocks),
+            )
+            if v is None
+        ]
         if missing:
             raise ConfigError(
                 f"{self.origin_text}: {type(m).__name__} has forward_intermediates but no {', '.join(missing)}; "
                 "DenseBench needs a patch-token transformer (docs/your-model.md#the-contract)"
             )
-        return {"patch_size": patch, "embed_dim": m.embed_dim, "num_prefix_tokens": m.num_prefix_tokens,
-                "num_blocks": len(blocks)}
+        return {
+            "patch_size": patch,
+            "embed_dim": m.embed_dim,
+            "num_prefix_tokens": m.num_prefix_tokens,
+            "num_blocks": len(blocks),
+        }
 
     def _intermediates(self, x: Tensor, indices: list[int]) -> list[Tensor]:
         model: Any = self.model
         inter = model.forward_intermediates(
-            x, indices=indices, norm=True, output_fmt="NLC", intermediates_only=True, return_prefix_tokens=True,
+            x,
+            indices=indices,
+            norm=True,
+            output_fmt="NLC",
+            intermediates_only=True,
+            return_prefix_tokens=True,
         )
         return [patches if prefix is None else torch.cat([prefix, patches], dim=1) for patches, prefix in inter]
 

@@ -27,8 +27,9 @@ class WrappedModel(Backbone):
 
     model: Any  # the library's model (timm, transformers): its attributes are typed there, not as nn.Module's
 
-    def _describe(self, cfg: DictConfig, patch_size: int, embed_dim: int, num_prefix_tokens: int,
-                  num_blocks: int) -> None:
+    def _describe(
+        self, cfg: DictConfig, patch_size: int, embed_dim: int, num_prefix_tokens: int, num_blocks: int
+    ) -> None:
         """Record the geometry read from the built model and the authors' normalisation from the config."""
         self.patch_size = patch_size
         self.embed_dim = embed_dim

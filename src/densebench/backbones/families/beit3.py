@@ -85,8 +85,9 @@ class Beit3Vision(TimmTokens):
 
     def _check_positions(self, rows: Tensor) -> None:
         own = self.model.pos_embed.shape[1] - 1  # patches (the first row is the class token's)
-        check_position_grid(self._cfg, _POSITIONS, rows.shape[0] - POSITION_OFFSET - 1, own, self.patch_size,
-                            "img_size")
+        check_position_grid(
+            self._cfg, _POSITIONS, rows.shape[0] - POSITION_OFFSET - 1, own, self.patch_size, "img_size"
+        )
 
 
 @BACKBONES.register("beit3")

@@ -44,7 +44,9 @@ def load_factory(spec: Any) -> Callable[..., Any]:
             "or install it, or fix model.factory"
         ) from None
     except Exception as exc:  # noqa: BLE001 - the user's code may raise anything; shown as one line
-        raise ConfigError(f"model.factory={spec}: importing {module_name} raised {type(exc).__name__}: {first_line(exc)}") from None
+        raise ConfigError(
+            f"model.factory={spec}: importing {module_name} raised {type(exc).__name__}: {first_line(exc)}"
+        ) from None
     factory = getattr(module, func_name, None)
     if not callable(factory):
         raise ConfigError(f"model.factory={spec}: {module_name} has no function {func_name}; fix model.factory")
@@ -97,8 +99,13 @@ class FactoryTimm(_FactoryMixin, TimmConvention):
         TimmConvention.__init__(self)
         self._record(cfg, model, factory)
         pretrained = getattr(model, "pretrained_cfg", None) or {}
-        self._finish(cfg, self._timm_geometry(), getattr(model, "mean", None) or pretrained.get("mean"),
-                     getattr(model, "std", None) or pretrained.get("std"), getattr(model, "lora_targets", None))
+        self._finish(
+            cfg,
+            self._timm_geometry(),
+            getattr(model, "mean", None) or pretrained.get("mean"),
+            getattr(model, "std", None) or pretrained.get("std"),
+            getattr(model, "lora_targets", None),
+        )
 
 
 class FactoryProtocol(_FactoryMixin, TokensProtocol):
@@ -112,12 +119,19 @@ class FactoryProtocol(_FactoryMixin, TokensProtocol):
                 f"protocol's {', '.join(missing)}; see docs/your-model.md#the-contract"
             )
         geometry = {a: getattr(model, a) for a in PROTOCOL}
-        self._finish(cfg, geometry, getattr(model, "mean", None), getattr(model, "std", None),
-                     getattr(model, "lora_targets", None))
+        self._finish(
+            cfg,
+            geometry,
+            getattr(model, "mean", None),
+            getattr(model, "std", None),
+            getattr(model, "lora_targets", None),
+        )
 
 
 @BACKBONES.register("python")
 def build_python(cfg: DictConfig, arch: dict[str, Any]) -> Backbone:
     if arch:
-        raise ConfigError("model.arch is not used by family python; pass the factory's arguments in model.factory_kwargs")
+        raise ConfigError(
+            "model.arch is not used by family python; pass the factory's arguments in model.factory_kwargs"
+        )
     return build_factory_model(cfg)

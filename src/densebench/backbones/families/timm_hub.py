@@ -51,7 +51,9 @@ class TimmHub(TimmConvention):
                 "patch-token ViT that takes any multiple of its patch size (or fix model.arch)"
             ) from None
         except RuntimeError as exc:
-            raise ConfigError(f"{self.origin_text}: {first_line(exc)}; check the name against timm.list_models()") from None
+            raise ConfigError(
+                f"{self.origin_text}: {first_line(exc)}; check the name against timm.list_models()"
+            ) from None
         except OSError as exc:  # config.json neither cached nor downloadable
             raise ConfigError(
                 f"{self.origin_text}: cannot read the repository's config.json ({first_line(exc)}); put the repository in "
@@ -68,8 +70,14 @@ class TimmHub(TimmConvention):
         pos = getattr(self.model, "pos_embed", None)
         if "pos_embed" in state and pos is not None:
             prefix = 0 if getattr(self.model, "no_embed_class", False) else self.num_prefix_tokens
-            check_position_grid(self._cfg, "pos_embed", state["pos_embed"].shape[-2] - prefix, pos.shape[-2] - prefix,
-                                self.patch_size, "img_size")
+            check_position_grid(
+                self._cfg,
+                "pos_embed",
+                state["pos_embed"].shape[-2] - prefix,
+                pos.shape[-2] - prefix,
+                self.patch_size,
+                "img_size",
+            )
         return state
 
     def origin_record(self) -> dict[str, Any]:

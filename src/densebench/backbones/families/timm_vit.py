@@ -47,16 +47,26 @@ class TimmTokens(WrappedModel):
         if self.layers is None:
             return [self.model.forward_features(x)]
         inter = self.model.forward_intermediates(
-            x, indices=self.selected_blocks(self.num_blocks), norm=True, output_fmt="NLC",
-            intermediates_only=True, return_prefix_tokens=True,
+            x,
+            indices=self.selected_blocks(self.num_blocks),
+            norm=True,
+            output_fmt="NLC",
+            intermediates_only=True,
+            return_prefix_tokens=True,
         )
         return [patches if prefix is None else torch.cat([prefix, patches], dim=1) for patches, prefix in inter]
 
     def check_pos_embed(self, file_pos: Tensor) -> None:
         """Fail with the size to configure when the checkpoint's position grid is not the model's."""
         prefix = 0 if self.model.no_embed_class else self.num_prefix_tokens
-        check_position_grid(self._cfg, "pos_embed", file_pos.shape[-2] - prefix,
-                            self.model.pos_embed.shape[-2] - prefix, self.patch_size, "img_size")
+        check_position_grid(
+            self._cfg,
+            "pos_embed",
+            file_pos.shape[-2] - prefix,
+            self.model.pos_embed.shape[-2] - prefix,
+            self.patch_size,
+            "img_size",
+        )
 
 
 class TimmViT(TimmTokens):

@@ -89,8 +89,9 @@ class TransformersViT(WrappedModel):
         key = "embeddings.position_embeddings"
         if key in state:  # both hold the class token's row and the patch grid
             own = self.model.embeddings.position_embeddings
-            check_position_grid(self._cfg, key, state[key].shape[-2] - 1, own.shape[-2] - 1, self.patch_size,
-                                "image_size")
+            check_position_grid(
+                self._cfg, key, state[key].shape[-2] - 1, own.shape[-2] - 1, self.patch_size, "image_size"
+            )
         return state
 
 

@@ -88,18 +88,25 @@ class NucleiSource(SegmentationSource):
                 if k in out:
                     raise DataError(f"{what}: two files for {stem}: {out[k]} and {p}; remove one copy")
                 out[k] = p
-        return [(tag, stem, image, label) for (tag, stem), image, label in pair_by_key(indexed[0], indexed[1], what, self.label_kind)]
+        return [
+            (tag, stem, image, label)
+            for (tag, stem), image, label in pair_by_key(indexed[0], indexed[1], what, self.label_kind)
+        ]
 
     def scan_one(self, pattern: str, suffixes: tuple[str, ...], what: str) -> Path:
         """The single file matching `pattern` (a release table such as a split list); none or several is an error."""
         found = find_files(self.root, pattern, suffixes)
         if len(found) != 1:
             seen = "none" if not found else f"{len(found)}: {found[0]}, {found[1]}"
-            raise DataError(f"dataset '{self.cfg.name}': expected one {what} matching {pattern!r} under {self.root}, found {seen}")
+            raise DataError(
+                f"dataset '{self.cfg.name}': expected one {what} matching {pattern!r} under {self.root}, found {seen}"
+            )
         return found[0]
 
     def nothing_found(self, what: str) -> NothingFound:
-        return NothingFound(f"dataset '{self.cfg.name}': no {what} under {self.root}; point dataset.root at the unzipped release")
+        return NothingFound(
+            f"dataset '{self.cfg.name}': no {what} under {self.root}; point dataset.root at the unzipped release"
+        )
 
     def tag(self, path: Path) -> str | None:
         return split_tag(path.relative_to(self.root).as_posix(), self.layout.get("split_tags"))

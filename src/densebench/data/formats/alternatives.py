@@ -54,7 +54,9 @@ class AnyOf(SegmentationSource):
             except NothingFound as exc:
                 misses.append(f"{name}: {exc}")
         if not found:
-            raise DataError(f"dataset '{self.cfg.name}': no known release layout under {self.root} ({'; '.join(misses)})")
+            raise DataError(
+                f"dataset '{self.cfg.name}': no known release layout under {self.root} ({'; '.join(misses)})"
+            )
         if len(found) > 1:
             raise DataError(
                 f"dataset '{self.cfg.name}': found both the {' and the '.join(found)} release under {self.root}; "

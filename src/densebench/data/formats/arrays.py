@@ -81,14 +81,18 @@ class PanNuke(_Stacks):
                 if need not in files:
                     raise DataError(f"dataset '{self.cfg.name}': fold {fold} has no {need}.npy under {self.root}")
             if fold not in table:
-                raise DataError(f"dataset '{self.cfg.name}': fold {fold} ({files['images']}) is not in layout.folds {sorted(table)}")
+                raise DataError(
+                    f"dataset '{self.cfg.name}': fold {fold} ({files['images']}) is not in layout.folds {sorted(table)}"
+                )
             images = self.check_stack(files["images"], 4, 3)
             n = images.shape[0]
             self.check_stack(files["masks"], 4, 6, n)
             tissue = self._types(files.get("types"), n)
             for i in range(n):
                 meta = {"index": i, "fold": fold, "tissue": tissue[i] if tissue is not None else None}
-                out.append(Sample(f"fold{fold}_{i:05d}", table[fold], None, (str(files["images"]), str(files["masks"])), meta))
+                out.append(
+                    Sample(f"fold{fold}_{i:05d}", table[fold], None, (str(files["images"]), str(files["masks"])), meta)
+                )
         return out
 
     def _folds(self) -> dict[int, dict[str, Path]]:
@@ -103,7 +107,9 @@ class PanNuke(_Stacks):
                 raise DataError(f"{p}: cannot tell its fold (no 'fold<k>' folder above it)")
             fold, kind = int(hits[-1]), p.stem
             if kind in folds[fold]:
-                raise DataError(f"dataset '{self.cfg.name}': two {kind}.npy for fold {fold}: {folds[fold][kind]} and {p}")
+                raise DataError(
+                    f"dataset '{self.cfg.name}': two {kind}.npy for fold {fold}: {folds[fold][kind]} and {p}"
+                )
             folds[fold][kind] = p
         return folds
 
@@ -141,7 +147,9 @@ class CoNIC(_Stacks):
         if not found:
             raise self.nothing_found("CoNIC images.npy")
         if len(found) > 1:
-            raise DataError(f"dataset '{self.cfg.name}': several images.npy under {self.root} ({found[0]}, {found[1]}); keep one copy")
+            raise DataError(
+                f"dataset '{self.cfg.name}': several images.npy under {self.root} ({found[0]}, {found[1]}); keep one copy"
+            )
         folder = found[0].parent
         labels, info = folder / "labels.npy", folder / "patch_info.csv"
         for need in (labels, info):

@@ -31,7 +31,9 @@ def read_ascii_mask(path: str | Path) -> np.ndarray:
     width, height = int(values[0]), int(values[1])
     labels = values[2:]
     if labels.size != width * height:
-        raise DataError(f"{path}: header says {width}x{height} = {width * height} labels but the file holds {labels.size}; it may be truncated")
+        raise DataError(
+            f"{path}: header says {width}x{height} = {width * height} labels but the file holds {labels.size}; it may be truncated"
+        )
     return as_instances(labels.reshape(height, width), str(path))
 
 

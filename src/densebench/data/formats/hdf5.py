@@ -47,7 +47,10 @@ class HDF5Stack(SegmentationSource):
         path = self._file()
         try:
             with h5py.File(path, "r") as f:
-                n_images, n_masks = len(self._dataset(f, self.cfg.images, path)), len(self._dataset(f, self.cfg.mask, path))
+                n_images, n_masks = (
+                    len(self._dataset(f, self.cfg.images, path)),
+                    len(self._dataset(f, self.cfg.mask, path)),
+                )
                 holder = self.cfg.get("attrs")
                 attrs = dict(f[holder].attrs) if holder and holder in f else {}
         except OSError as exc:
@@ -62,14 +65,18 @@ class HDF5Stack(SegmentationSource):
             if splits is not None:
                 split = self.split_map.get(splits[i].lower())
                 if split is None:
-                    raise DataError(f"{path}: row {i} has split '{splits[i]}', not in dataset.split_map {sorted(self.split_map)}")
-            out.append(Sample(
-                key=str(self.cfg.key).format(index=i),
-                split=split,
-                group=None if groups is None else groups[i],
-                paths=(str(path),),
-                meta={"row": i},
-            ))
+                    raise DataError(
+                        f"{path}: row {i} has split '{splits[i]}', not in dataset.split_map {sorted(self.split_map)}"
+                    )
+            out.append(
+                Sample(
+                    key=str(self.cfg.key).format(index=i),
+                    split=split,
+                    group=None if groups is None else groups[i],
+                    paths=(str(path),),
+                    meta={"row": i},
+                )
+            )
         return out
 
     def _dataset(self, f, name: str, path: Path):

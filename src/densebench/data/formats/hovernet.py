@@ -52,7 +52,9 @@ class HoVerNetMat(NucleiSource):
         for i, row in enumerate(self.read_split_csv(path, (spec.key_column, spec.split_column)), start=2):
             fold = row[spec.split_column].strip()
             if fold not in folds:
-                raise DataError(f"{path} line {i}: split value {fold!r} is not one of {sorted(folds)} (dataset.layout.split_table.folds)")
+                raise DataError(
+                    f"{path} line {i}: split value {fold!r} is not one of {sorted(folds)} (dataset.layout.split_table.folds)"
+                )
             table[Path(row[spec.key_column].strip()).stem] = folds[fold]
         return table_lookup(table, lambda stem: stem, path, "the release's split table")
 

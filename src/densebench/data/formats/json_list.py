@@ -33,7 +33,9 @@ def _json_path(cfg: DictConfig) -> Path | None:
         found = sorted(p for p in root.glob("*.json") if not p.name.startswith("."))
         if len(found) == 1:
             return found[0]
-        raise DataError(f"dataset.root={root} holds {len(found)} .json files; point dataset.root at the dataset JSON itself")
+        raise DataError(
+            f"dataset.root={root} holds {len(found)} .json files; point dataset.root at the dataset JSON itself"
+        )
     raise DataError(f"dataset.root={root} does not exist; point it at the dataset JSON file")
 
 
@@ -42,8 +44,12 @@ def _read(path: Path) -> dict:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not a readable dataset JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("data"), dict) or not isinstance(data.get("num_classes"), int):
-        raise DataError(f"{path}: expected {{\"num_classes\": K, \"data\": {{\"train\": [...], ...}}}}")
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("data"), dict)
+        or not isinstance(data.get("num_classes"), int)
+    ):
+        raise DataError(f'{path}: expected {{"num_classes": K, "data": {{"train": [...], ...}}}}')
     unknown = set(data["data"]) - set(SPLIT_NAMES)
     if unknown:
         raise DataError(f"{path}: unknown split lists {sorted(unknown)}; use train, val and test")
@@ -61,7 +67,9 @@ class JsonList(SegmentationSource):
             k = self.data["num_classes"]
             classes = list(cfg.classes) if cfg.get("classes") else [f"class_{i}" for i in range(k)]
             if len(classes) != k:
-                raise ConfigError(f"dataset.classes lists {len(classes)} classes but {self.json_path} has num_classes={k}")
+                raise ConfigError(
+                    f"dataset.classes lists {len(classes)} classes but {self.json_path} has num_classes={k}"
+                )
             cfg = merge(cfg, {"classes": classes})
         elif not cfg.get("classes"):
             cfg = merge(cfg, {"classes": []})
@@ -90,7 +98,9 @@ class JsonList(SegmentationSource):
                     if not p.is_file():
                         raise DataError(f"{where}: {p} does not exist")
                 if image.stem in seen:
-                    raise DataError(f"{where}: image name {image.stem} also listed as {seen[image.stem]}; names must be unique")
+                    raise DataError(
+                        f"{where}: image name {image.stem} also listed as {seen[image.stem]}; names must be unique"
+                    )
                 seen[image.stem] = str(image)
                 out.append(Sample(key=image.stem, split=split, paths=(str(image), str(mask))))
         if not out:

@@ -35,7 +35,9 @@ class NuCLS(NucleiSource):
                 if table.get(slide, part) != part:
                     raise DataError(f"{path}: slide {slide} is in both the train and the test list of fold {fold}")
                 table[slide] = part
-        return table_lookup(table, lambda stem: stem.split("_id-")[0], path.parent, f"either list of official fold {fold}")
+        return table_lookup(
+            table, lambda stem: stem.split("_id-")[0], path.parent, f"either list of official fold {fold}"
+        )
 
     def load(self, sample: Sample) -> Record:
         image_path, mask_path = sample.paths
@@ -47,4 +49,3 @@ class NuCLS(NucleiSource):
         nucleus = ~np.isin(codes, list(self.layout.non_nucleus_codes))
         instances = np.where(nucleus, mask[..., 1].astype(np.int32) * mask[..., 2].astype(np.int32), 0)
         return self.finish(sample, image, codes, instances)
-

@@ -78,8 +78,10 @@ class PairedFiles(SegmentationSource):
         super().__init__(cfg)
         self.layers = [self._layer(i, spec) for i, spec in enumerate(cfg.masks)]
         self.has_instances = any(l.encoding == "instances" for l in self.layers) or cfg.get("instances") == "components"
-        self.class_map = {str(k).lower(): class_id(self.classes, v, "dataset.class_map")
-                          for k, v in (cfg.get("class_map") or {}).items()}
+        self.class_map = {
+            str(k).lower(): class_id(self.classes, v, "dataset.class_map")
+            for k, v in (cfg.get("class_map") or {}).items()
+        }
         self.split_map = {str(k).lower(): str(v) for k, v in (cfg.get("split_map") or {}).items()}
         bad = set(self.split_map.values()) - {"train", "val", "test"}
         if bad:
@@ -102,8 +104,10 @@ class PairedFiles(SegmentationSource):
             table = spec.get("colours")
             if not table:
                 raise ConfigError(f"{option}: a 'colours' layer needs `colours:` (class name -> RGB of the release)")
-            colours = tuple(((int(rgb[0]), int(rgb[1]), int(rgb[2])), class_id(self.classes, n, f"{option}.colours"))
-                            for n, rgb in table.items())
+            colours = tuple(
+                ((int(rgb[0]), int(rgb[1]), int(rgb[2])), class_id(self.classes, n, f"{option}.colours"))
+                for n, rgb in table.items()
+            )
         return Layer(
             name=str(spec.get("name") or "mask"),
             pattern=str(spec.pattern),
@@ -122,9 +126,13 @@ class PairedFiles(SegmentationSource):
         for path, fields in find_matches(root, pattern):
             key = fill(template, fields)
             if key is None:
-                raise ConfigError(f"dataset.key={template}: {what} pattern {pattern!r} does not capture its fields ({path})")
+                raise ConfigError(
+                    f"dataset.key={template}: {what} pattern {pattern!r} does not capture its fields ({path})"
+                )
             if key in out:
-                raise DataError(f"{what} files {out[key][0]} and {path} both have key '{key}'; remove the duplicate copy")
+                raise DataError(
+                    f"{what} files {out[key][0]} and {path} both have key '{key}'; remove the duplicate copy"
+                )
             out[key] = (path, fields)
         return out
 
@@ -134,15 +142,21 @@ class PairedFiles(SegmentationSource):
             return None
         found = find_files(root, spec.pattern, TABLE_SUFFIXES)
         if not found:
-            log.warning("%s: no %s under %s; patients unknown, validation is carved per image",
-                        self.cfg.name, spec.pattern, root)
+            log.warning(
+                "%s: no %s under %s; patients unknown, validation is carved per image",
+                self.cfg.name,
+                spec.pattern,
+                root,
+            )
             return None
         rows = read_table(found[0])
         try:
             return {r[spec.key_column]: r[spec.group_column] for r in rows}
         except KeyError as exc:
-            raise DataError(f"{found[0]}: column {exc} missing (dataset.group_table expects "
-                            f"'{spec.key_column}' and '{spec.group_column}')") from None
+            raise DataError(
+                f"{found[0]}: column {exc} missing (dataset.group_table expects "
+                f"'{spec.key_column}' and '{spec.group_column}')"
+            ) from None
 
     def _split(self, fields: Mapping[str, str], path: Path) -> str | None:
         field = self.cfg.get("split_field")
@@ -151,7 +165,9 @@ class PairedFiles(SegmentationSource):
         value = fields[field].lower()
         split = self.split_map.get(value, self.split_map.get("*"))
         if split is None:
-            raise DataError(f"{path}: release split '{fields[field]}' is not in dataset.split_map {sorted(self.split_map)}")
+            raise DataError(
+                f"{path}: release split '{fields[field]}' is not in dataset.split_map {sorted(self.split_map)}"
+            )
         return split
 
     def samples(self) -> list[Sample]:
@@ -160,15 +176,19 @@ class PairedFiles(SegmentationSource):
         self._check_code_table(root)
         images = self._index(root, self.cfg.image, "image")
         if not images:
-            raise DataError(f"dataset '{self.cfg.name}': no image matches {self.cfg.image!r} under {root}; "
-                            "is dataset.root the unzipped release?")
+            raise DataError(
+                f"dataset '{self.cfg.name}': no image matches {self.cfg.image!r} under {root}; "
+                "is dataset.root the unzipped release?"
+            )
         masks = [self._index(root, layer.pattern, f"mask layer {i}") for i, layer in enumerate(self.layers)]
         table = self._group_table(root)
         policy = self.cfg.get("missing_mask") or "error"
         out = []
         for key, (path, fields) in sorted(images.items()):
             present = [i for i, index in enumerate(masks) if key in index]
-            lacking = [self.layers[i].name for i, index in enumerate(masks) if self.layers[i].required and key not in index]
+            lacking = [
+                self.layers[i].name for i, index in enumerate(masks) if self.layers[i].required and key not in index
+            ]
             if lacking or not present:
                 what = f"no {' or '.join(lacking or [l.name for l in self.layers])} file for this image"
                 if policy != "exclude":
@@ -176,24 +196,35 @@ class PairedFiles(SegmentationSource):
                 self.excluded.append((path.relative_to(root).as_posix(), what))
                 continue
             if table is not None and key not in table:
-                raise DataError(f"{path}: key '{key}' has no row in the dataset's group table ({self.cfg.group_table.pattern})")
+                raise DataError(
+                    f"{path}: key '{key}' has no row in the dataset's group table ({self.cfg.group_table.pattern})"
+                )
             group = table[key] if table is not None else fill(self.cfg.get("group"), fields)
-            out.append(Sample(
-                key=key,
-                split=self._split(fields, path),
-                group=group,
-                paths=(str(path), *(str(masks[i][key][0]) for i in present)),
-                meta={"fields": fields, "layers": tuple(present)},
-            ))
+            out.append(
+                Sample(
+                    key=key,
+                    split=self._split(fields, path),
+                    group=group,
+                    paths=(str(path), *(str(masks[i][key][0]) for i in present)),
+                    meta={"fields": fields, "layers": tuple(present)},
+                )
+            )
         for i, layer in enumerate(self.layers):
             absent = sum(s.key not in masks[i] for s in out)
             if not layer.required and absent > 0:
-                log.info("%s: %d of %d images have no %s file; read as none of that class (required: false)",
-                         self.cfg.name, absent, len(out), layer.name)
+                log.info(
+                    "%s: %d of %d images have no %s file; read as none of that class (required: false)",
+                    self.cfg.name,
+                    absent,
+                    len(out),
+                    layer.name,
+                )
         for i, index in enumerate(masks):
             for key, (path, _) in index.items():
                 if key not in images:
-                    self.excluded.append((path.relative_to(root).as_posix(), f"{self.layers[i].name} file without an image"))
+                    self.excluded.append(
+                        (path.relative_to(root).as_posix(), f"{self.layers[i].name} file without an image")
+                    )
         if self.excluded:
             listing = "; ".join(f"{f} ({why})" for f, why in self.excluded)
             log.warning("%s: left out %d file(s): %s", self.cfg.name, len(self.excluded), listing)
@@ -213,8 +244,10 @@ class PairedFiles(SegmentationSource):
             if name is None or code is None or not code.isdigit():
                 raise DataError(f"{found[0]}: expected columns '{spec.name_column}' and '{spec.code_column}'")
             if codes.get(int(code)) != (self.classes.index(name) if name in self.classes else None):
-                raise DataError(f"{found[0]}: code {code} = '{name}' disagrees with dataset.masks[0].codes; "
-                                "this copy of the release uses a different code table")
+                raise DataError(
+                    f"{found[0]}: code {code} = '{name}' disagrees with dataset.masks[0].codes; "
+                    "this copy of the release uses a different code table"
+                )
 
     # ---- decoding -----------------------------------------------------------------------------
     def load(self, sample: Sample) -> Record:
@@ -236,11 +269,20 @@ class PairedFiles(SegmentationSource):
     def _field_class(self, fields: Mapping[str, str], where: str) -> int:
         value = fields.get(self.cfg.get("class_field"), "")
         if value.lower() not in self.class_map:
-            raise DataError(f"{where}: '{value}' (dataset.class_field={self.cfg.get('class_field')}) is not in dataset.class_map")
+            raise DataError(
+                f"{where}: '{value}' (dataset.class_field={self.cfg.get('class_field')}) is not in dataset.class_map"
+            )
         return self.class_map[value.lower()]
 
-    def _paint(self, layer: Layer, path: str, cls: int | None, shape: tuple[int, ...],
-               mask: np.ndarray, instances: np.ndarray | None) -> None:
+    def _paint(
+        self,
+        layer: Layer,
+        path: str,
+        cls: int | None,
+        shape: tuple[int, ...],
+        mask: np.ndarray,
+        instances: np.ndarray | None,
+    ) -> None:
         if layer.encoding == "colours":
             raw = read_colour_label(path)
         elif layer.encoding == "ids":
@@ -248,7 +290,9 @@ class PairedFiles(SegmentationSource):
         else:
             raw = single_channel(read_label(path), path)
         if raw.shape[:2] != shape:
-            raise DataError(f"{path}: mask size {raw.shape[1]}x{raw.shape[0]} differs from its image's {shape[1]}x{shape[0]}")
+            raise DataError(
+                f"{path}: mask size {raw.shape[1]}x{raw.shape[0]} differs from its image's {shape[1]}x{shape[0]}"
+            )
         if layer.encoding == "codes":
             assert layer.codes is not None  # set for this encoding by _layer()
             mask[:] = remap(raw, layer.codes, path)

@@ -9,6 +9,16 @@ from densebench.metrics.instance.objects import Objects, extract, from_instances
 from densebench.metrics.instance.scorer import InstanceScorer, InstanceSettings, object_classes
 
 __all__ = [
-    "DEFINITIONS", "METRIC_KEYS", "InstanceScorer", "InstanceSettings", "Objects", "extract", "from_instances",
-    "ground_truth", "image_stats", "instance_block", "object_classes", "per_image_table",
+    "DEFINITIONS",
+    "METRIC_KEYS",
+    "InstanceScorer",
+    "InstanceSettings",
+    "Objects",
+    "extract",
+    "from_instances",
+    "ground_truth",
+    "image_stats",
+    "instance_block",
+    "object_classes",
+    "per_image_table",
 ]

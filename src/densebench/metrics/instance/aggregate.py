@@ -29,29 +29,41 @@ from densebench.metrics.bootstrap import interval, resample_weights
 from densebench.metrics.instance.matching import PER_CLASS, SCALARS
 
 METRIC_KEYS = (
-    "PQ", "DQ", "SQ", "bPQ", "mPQ", "mPQ+", "AJI", "AJI+",
-    "Dice_obj", "Hausdorff_obj", "F1_obj", "F1_det", "Precision_det", "Recall_det",
+    "PQ",
+    "DQ",
+    "SQ",
+    "bPQ",
+    "mPQ",
+    "mPQ+",
+    "AJI",
+    "AJI+",
+    "Dice_obj",
+    "Hausdorff_obj",
+    "F1_obj",
+    "F1_det",
+    "Precision_det",
+    "Recall_det",
 )
 
 DEFINITIONS = {
     "PQ": "panoptic quality DQ*SQ, class-agnostic, pooled over the test set; pairs with IoU > match_iou "
-          "(Kirillov et al. CVPR 2019)",
+    "(Kirillov et al. CVPR 2019)",
     "DQ": "detection quality TP/(TP+FP/2+FN/2), class-agnostic, pooled",
     "SQ": "segmentation quality: mean IoU of matched pairs, class-agnostic, pooled",
     "bPQ": "binary PQ per image, mean over images with ground-truth objects (PanNuke, Gamper et al. 2020; CoNIC)",
     "mPQ": "per image, mean PQ over the classes present in its ground truth; mean over images (PanNuke)",
     "mPQ+": "per-class PQ from TP/FP/FN/IoU summed over the test set, mean over classes seen in ground truth "
-            "or prediction (CoNIC 2022, Graham et al.)",
+    "or prediction (CoNIC 2022, Graham et al.)",
     "AJI": "aggregated Jaccard index per image, mean over images (Kumar et al. IEEE TMI 2017)",
     "AJI+": "AJI with a one-to-one maximal-IoU pairing, per image, mean over images (Graham et al. HoVer-Net 2019)",
     "Dice_obj": "GlaS object-level Dice: area-weighted Dice of each object with the other side's most-overlapping "
-                "object, both directions, over all objects of the test set (Sirinukunwattana et al. MedIA 2017)",
+    "object, both directions, over all objects of the test set (Sirinukunwattana et al. MedIA 2017)",
     "Hausdorff_obj": "GlaS object-level Hausdorff distance in pixels, same weighting; an object without overlap "
-                     "is compared with the nearest object (GlaS 2017); lower is better",
+    "is compared with the nearest object (GlaS 2017); lower is better",
     "F1_obj": "GlaS detection F1: a prediction covering > 50% of its most-overlapping ground-truth object is a TP, "
-              "pooled",
+    "pooled",
     "F1_det": "nucleus detection F1: centroids paired one-to-one within detection_radius pixels, pooled "
-              "(HoVer-Net F_d)",
+    "(HoVer-Net F_d)",
     "Precision_det": "detection precision TP/predicted objects (centroid pairing), pooled",
     "Recall_det": "detection recall TP/ground-truth objects (centroid pairing), pooled",
 }
@@ -102,11 +114,16 @@ def pooled_metrics(sums: dict[str, Tensor], image_means: dict[str, Tensor]) -> d
 
     area_p, area_g = sums["area_pred"], sums["area_gt"]
     zero = torch.zeros_like(area_p)
-    dice = 0.5 * (torch.where(area_p > 0, sums["dice_pred"] / area_p.clamp(min=1), zero)
-                  + torch.where(area_g > 0, sums["dice_gt"] / area_g.clamp(min=1), zero))
+    dice = 0.5 * (
+        torch.where(area_p > 0, sums["dice_pred"] / area_p.clamp(min=1), zero)
+        + torch.where(area_g > 0, sums["dice_gt"] / area_g.clamp(min=1), zero)
+    )
     out["Dice_obj"] = torch.where(area_p + area_g > 0, dice, float("nan"))
-    out["Hausdorff_obj"] = _nanmean(torch.stack([_ratio(sums["haus_pred"], sums["haus_area_pred"]),
-                                                 _ratio(sums["haus_gt"], sums["haus_area_gt"])], -1))
+    out["Hausdorff_obj"] = _nanmean(
+        torch.stack(
+            [_ratio(sums["haus_pred"], sums["haus_area_pred"]), _ratio(sums["haus_gt"], sums["haus_area_gt"])], -1
+        )
+    )
     out["F1_obj"] = _ratio(2 * sums["glas_tp"], n_gt + n_pred)
     det = sums["det_tp"]
     out["F1_det"] = _ratio(2 * det, n_gt + n_pred)
@@ -142,15 +159,28 @@ def class_table(stats: dict[str, Tensor], values: dict[str, Tensor], names: Sequ
     pq = _pq(tp, pred - tp, gt - tp, total["c_iou"])
     image_mean = _nanmean(values["class_PQ"].T)
     return {
-        name: {**{k: float(v[i]) for k, v in pq.items()}, "PQ_image_mean": float(image_mean[i]),
-               "TP": int(tp[i]), "FP": int(pred[i] - tp[i]), "FN": int(gt[i] - tp[i]),
-               "gt_objects": int(gt[i]), "pred_objects": int(pred[i])}
+        name: {
+            **{k: float(v[i]) for k, v in pq.items()},
+            "PQ_image_mean": float(image_mean[i]),
+            "TP": int(tp[i]),
+            "FP": int(pred[i] - tp[i]),
+            "FN": int(gt[i] - tp[i]),
+            "gt_objects": int(gt[i]),
+            "pred_objects": int(pred[i]),
+        }
         for i, name in enumerate(names)
     }
 
 
-def instance_block(rows: Sequence[dict[str, np.ndarray]], class_names: Sequence[str], settings: dict,
-                   n_resamples: int, ci: float, seed: int, chunk: int = 250) -> dict:
+def instance_block(
+    rows: Sequence[dict[str, np.ndarray]],
+    class_names: Sequence[str],
+    settings: dict,
+    n_resamples: int,
+    ci: float,
+    seed: int,
+    chunk: int = 250,
+) -> dict:
     """The `instance` block of metrics.json from per-image statistics (see docs/metrics-schema.md)."""
     stats = stack(rows)
     n = len(rows)
@@ -159,7 +189,7 @@ def instance_block(rows: Sequence[dict[str, np.ndarray]], class_names: Sequence[
     weights = resample_weights(n, n_resamples, seed).double()
     boot: dict[str, list[Tensor]] = {}
     for start in range(0, n_resamples, chunk):  # bounds memory at chunk x N x K
-        for k, v in _resampled(stats, values, weights[start:start + chunk]).items():
+        for k, v in _resampled(stats, values, weights[start : start + chunk]).items():
             boot.setdefault(k, []).append(v)
     total = {k: v.sum(0) for k, v in stats.items()}
     return {
@@ -168,17 +198,28 @@ def instance_block(rows: Sequence[dict[str, np.ndarray]], class_names: Sequence[
         "settings": settings,
         "metrics": {k: float(v[0]) for k, v in point.items()},
         "counts": {
-            "gt_objects": int(total["n_gt"]), "pred_objects": int(total["n_pred"]), "TP": int(total["tp"]),
-            "FP": int(total["n_pred"] - total["tp"]), "FN": int(total["n_gt"] - total["tp"]),
+            "gt_objects": int(total["n_gt"]),
+            "pred_objects": int(total["n_pred"]),
+            "TP": int(total["tp"]),
+            "FP": int(total["n_pred"] - total["tp"]),
+            "FN": int(total["n_gt"] - total["tp"]),
             "images_with_gt_objects": int((stats["n_gt"] > 0).sum()),
             "hausdorff_undefined_objects": int(total["haus_undefined"]),
         },
-        "bootstrap": {"n_resamples": n_resamples, "ci": ci, "seed": seed,
-                      "metrics": {k: interval(torch.cat(v), ci) for k, v in boot.items()}},
+        "bootstrap": {
+            "n_resamples": n_resamples,
+            "ci": ci,
+            "seed": seed,
+            "metrics": {k: interval(torch.cat(v), ci) for k, v in boot.items()},
+        },
         "per_class": class_table(stats, values, class_names),
-        "definitions": {**DEFINITIONS, "hausdorff_undefined_objects": (
-            "objects in images where the other side has no object at all: no finite Hausdorff distance "
-            "(GlaS: infinite); left out of Hausdorff_obj")},
+        "definitions": {
+            **DEFINITIONS,
+            "hausdorff_undefined_objects": (
+                "objects in images where the other side has no object at all: no finite Hausdorff distance "
+                "(GlaS: infinite); left out of Hausdorff_obj"
+            ),
+        },
     }
 
 
@@ -189,8 +230,12 @@ def per_image_table(rows: Sequence[dict[str, np.ndarray]], keys: Sequence[str]) 
     own = pooled_metrics(stats, values)  # each image is its own "test set"
     out = []
     for i, key in enumerate(keys):
-        row = {"key": key, "gt_objects": int(stats["n_gt"][i]), "pred_objects": int(stats["n_pred"][i]),
-               "TP": int(stats["tp"][i])}
+        row = {
+            "key": key,
+            "gt_objects": int(stats["n_gt"][i]),
+            "pred_objects": int(stats["n_pred"][i]),
+            "TP": int(stats["tp"][i]),
+        }
         row.update({k: float(v[i]) for k, v in own.items()})
         out.append(row)
     return out

@@ -43,11 +43,25 @@ from densebench.metrics.instance.objects import Objects
 
 # Per-image scalar statistics (one row per image) and per-class ones (one (K,) vector per image).
 SCALARS = (
-    "n_gt", "n_pred", "tp", "iou",                 # class-agnostic PQ (fp = n_pred - tp, fn = n_gt - tp)
-    "aji_inter", "aji_union", "ajip_inter", "ajip_union",
-    "dice_pred", "area_pred", "dice_gt", "area_gt",  # GlaS object Dice: area-weighted sums, both directions
-    "haus_pred", "haus_area_pred", "haus_gt", "haus_area_gt", "haus_undefined",
-    "glas_tp", "det_tp",
+    "n_gt",
+    "n_pred",
+    "tp",
+    "iou",  # class-agnostic PQ (fp = n_pred - tp, fn = n_gt - tp)
+    "aji_inter",
+    "aji_union",
+    "ajip_inter",
+    "ajip_union",
+    "dice_pred",
+    "area_pred",
+    "dice_gt",
+    "area_gt",  # GlaS object Dice: area-weighted sums, both directions
+    "haus_pred",
+    "haus_area_pred",
+    "haus_gt",
+    "haus_area_gt",
+    "haus_undefined",
+    "glas_tp",
+    "det_tp",
 )
 PER_CLASS = ("c_gt", "c_pred", "c_tp", "c_iou")
 
@@ -84,8 +98,13 @@ def overlaps(gt: np.ndarray, pred: np.ndarray, n_gt: int, n_pred: int) -> Overla
         inter = counts[pairs]
     else:  # so many objects that a dense table would outgrow the image: sort the codes instead
         pairs, inter = np.unique(codes, return_counts=True)
-    return Overlaps(pairs // (n_pred + 1) - 1, pairs % (n_pred + 1) - 1, inter.astype(np.float64),
-                    area_gt.astype(np.float64), area_pred.astype(np.float64))
+    return Overlaps(
+        pairs // (n_pred + 1) - 1,
+        pairs % (n_pred + 1) - 1,
+        inter.astype(np.float64),
+        area_gt.astype(np.float64),
+        area_pred.astype(np.float64),
+    )
 
 
 def max_weight_matching(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -186,8 +205,9 @@ def _centroids(inst: np.ndarray, n: int, area: np.ndarray) -> np.ndarray:
     return np.stack([cy, cx], 1) / np.maximum(area, 1)[:, None]
 
 
-def image_stats(gt: Objects, pred: Objects, num_classes: int, match_iou: float = 0.5,
-                radius: float = 12.0, hausdorff: bool = True) -> dict[str, np.ndarray]:
+def image_stats(
+    gt: Objects, pred: Objects, num_classes: int, match_iou: float = 0.5, radius: float = 12.0, hausdorff: bool = True
+) -> dict[str, np.ndarray]:
     """Sufficient statistics of one image (see SCALARS / PER_CLASS); maps must share a shape."""
     if gt.inst.shape != pred.inst.shape:
         raise ValueError(f"instance maps differ in size: {gt.inst.shape} vs {pred.inst.shape}")
@@ -233,11 +253,16 @@ def image_stats(gt: Objects, pred: Objects, num_classes: int, match_iou: float =
     s["dice_gt"] = (ov.area_gt[ov.gt[for_gt]] * dice[for_gt]).sum()
     s["area_pred"], s["area_gt"] = ov.area_pred.sum(), ov.area_gt.sum()
     s["glas_tp"] = (ov.inter[for_pred] > 0.5 * ov.area_gt[ov.gt[for_pred]]).sum()
-    s.update(_object_hausdorff(gt, pred, ov, for_gt, for_pred) if hausdorff else
-             dict.fromkeys(("haus_pred", "haus_area_pred", "haus_gt", "haus_area_gt", "haus_undefined"), 0.0))
+    s.update(
+        _object_hausdorff(gt, pred, ov, for_gt, for_pred)
+        if hausdorff
+        else dict.fromkeys(("haus_pred", "haus_area_pred", "haus_gt", "haus_area_gt", "haus_undefined"), 0.0)
+    )
 
     # Detection: centroids within `radius`, paired one-to-one.
-    s["det_tp"] = _detections(_centroids(gt.inst, gt.n, ov.area_gt), _centroids(pred.inst, pred.n, ov.area_pred), radius)
+    s["det_tp"] = _detections(
+        _centroids(gt.inst, gt.n, ov.area_gt), _centroids(pred.inst, pred.n, ov.area_pred), radius
+    )
     return {k: np.asarray(v, np.float64) for k, v in s.items()}
 
 
@@ -252,8 +277,8 @@ def _object_hausdorff(gt: Objects, pred: Objects, ov: Overlaps, for_gt: np.ndarr
     pairs, which = np.unique(np.stack([ov.gt[both], ov.pred[both]], 1), axis=0, return_inverse=True)
     dist = np.array([haus(int(g), int(p)) for g, p in pairs])[which.ravel()]
     h_gt, h_pred = np.full(gt.n, np.nan), np.full(pred.n, np.nan)
-    h_gt[ov.gt[for_gt]] = dist[:for_gt.size]
-    h_pred[ov.pred[for_pred]] = dist[for_gt.size:]
+    h_gt[ov.gt[for_gt]] = dist[: for_gt.size]
+    h_pred[ov.pred[for_pred]] = dist[for_gt.size :]
     for i in np.flatnonzero(np.isnan(h_gt)):  # no overlap: the nearest object in Hausdorff distance
         h_gt[i] = haus.nearest(int(i), True)
     for j in np.flatnonzero(np.isnan(h_pred)):

@@ -71,7 +71,9 @@ def masked(objects: Objects, keep: np.ndarray) -> Objects:
     return Objects(relabel(inst)[0], objects.classes[present])
 
 
-def ground_truth(inst: np.ndarray, mask: np.ndarray, object_ids: Sequence[int], valid: np.ndarray | None = None) -> Objects:
+def ground_truth(
+    inst: np.ndarray, mask: np.ndarray, object_ids: Sequence[int], valid: np.ndarray | None = None
+) -> Objects:
     """The release's instances, typed by majority vote of the semantic mask.
 
     Instances whose pixels carry no object class (e.g. outlines of a class that is not scored)
@@ -86,8 +88,9 @@ def ground_truth(inst: np.ndarray, mask: np.ndarray, object_ids: Sequence[int], 
     return objects
 
 
-def from_instances(inst: np.ndarray, types: np.ndarray | None, object_ids: Sequence[int],
-                   valid: np.ndarray | None = None) -> Objects:
+def from_instances(
+    inst: np.ndarray, types: np.ndarray | None, object_ids: Sequence[int], valid: np.ndarray | None = None
+) -> Objects:
     """Predicted instances from an instance tool (HoVer-Net, CellViT ...): types by majority of a per-pixel type map.
 
     Without types every instance is object class 0 (class-agnostic scoring); an instance whose
@@ -143,8 +146,15 @@ def _watershed(fg: np.ndarray, connectivity: int, h: float) -> np.ndarray:
     return split
 
 
-def extract(pred: np.ndarray, object_ids: Sequence[int], method: str = "components", per_class: bool = False,
-            connectivity: int = 4, min_size: int = 0, watershed_h: float = 2.0) -> Objects:
+def extract(
+    pred: np.ndarray,
+    object_ids: Sequence[int],
+    method: str = "components",
+    per_class: bool = False,
+    connectivity: int = 4,
+    min_size: int = 0,
+    watershed_h: float = 2.0,
+) -> Objects:
     """Instances from a semantic prediction (class id per pixel).
 
     per_class=False: objects are the components (or watershed regions) of the union of object

@@ -41,7 +41,9 @@ class InstanceSettings:
         if self.connectivity not in (4, 8):
             raise ConfigError(f"{where}: connectivity={self.connectivity}; use 4 or 8")
         if not 0.5 <= self.match_iou < 1:
-            raise ConfigError(f"{where}: match_iou={self.match_iou}; use a value in [0.5, 1) (below 0.5 matches stop being unique)")
+            raise ConfigError(
+                f"{where}: match_iou={self.match_iou}; use a value in [0.5, 1) (below 0.5 matches stop being unique)"
+            )
         if self.min_size < 0 or self.detection_radius <= 0 or self.watershed_h <= 0:
             raise ConfigError(f"{where}: min_size must be >= 0, detection_radius and watershed_h > 0")
 
@@ -52,7 +54,9 @@ class InstanceSettings:
         return cls(**{k: type(getattr(cls, k))(v) for k, v in values.items()})
 
 
-def object_classes(classes: Sequence[str], chosen: Sequence[str] | None, option: str = "eval.instance.classes") -> list[int]:
+def object_classes(
+    classes: Sequence[str], chosen: Sequence[str] | None, option: str = "eval.instance.classes"
+) -> list[int]:
     """Ids of the classes scored as objects: the chosen names, else every class but the background.
 
     The background is the class named `background` when there is one (PanNuke's paper mode puts it
@@ -70,8 +74,9 @@ def object_classes(classes: Sequence[str], chosen: Sequence[str] | None, option:
 class InstanceScorer:
     """Collects per-image instance statistics; call it with each (prediction, target, instances)."""
 
-    def __init__(self, classes: Sequence[str], object_ids: Sequence[int], settings: InstanceSettings,
-                 ignore_index: int = 255) -> None:
+    def __init__(
+        self, classes: Sequence[str], object_ids: Sequence[int], settings: InstanceSettings, ignore_index: int = 255
+    ) -> None:
         if not object_ids:
             raise ConfigError("eval.instance.classes: no class is left to score as objects")
         self.classes = list(classes)
@@ -86,8 +91,12 @@ class InstanceScorer:
         if not cfg.enabled:
             return None
         chosen = cfg.classes
-        return cls(classes, object_classes(classes, list(chosen) if chosen else None),
-                   InstanceSettings.from_config(cfg), ignore_index)
+        return cls(
+            classes,
+            object_classes(classes, list(chosen) if chosen else None),
+            InstanceSettings.from_config(cfg),
+            ignore_index,
+        )
 
     @property
     def object_names(self) -> list[str]:
@@ -113,8 +122,9 @@ class InstanceScorer:
         self.add_semantic(pred.cpu().numpy(), target.cpu().numpy(), instances.cpu().numpy())
 
     def block(self, n_resamples: int, ci: float, seed: int, **extra_settings) -> dict:
-        return instance_block(self.rows, self.object_names, {**asdict(self.settings), **extra_settings},
-                              n_resamples, ci, seed)
+        return instance_block(
+            self.rows, self.object_names, {**asdict(self.settings), **extra_settings}, n_resamples, ci, seed
+        )
 
     def per_image_csv(self, keys: Sequence[str]) -> bytes:
         rows = per_image_table(self.rows, keys)
@@ -123,4 +133,3 @@ class InstanceScorer:
         writer.writeheader()
         writer.writerows({k: ("" if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in rows)
         return buf.getvalue().encode()
-
