@@ -63,7 +63,8 @@ def pip_settings() -> dict[str, list[str]]:
     settings: dict[str, list[str]] = {}
     for line in out.splitlines():
         key, _, value = line.partition("=")
-        settings.setdefault(key.rsplit(".", 1)[-1], []).extend(shlex.split(value))
+        # Lists are space-separated inside one quoted value: 'file:///a/simple file:///b/simple'.
+        settings.setdefault(key.rsplit(".", 1)[-1], []).extend(" ".join(shlex.split(value)).split())
     return settings
 
 
