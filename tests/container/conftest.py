@@ -43,18 +43,18 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(f"container: {line}")
 
 
-def run_limits() -> list[str]:
-    """podman's default ulimits exceed what our machines allow: ask for what this process has."""
+# runc: the OCI runtime that works on our machines (Debian's podman may pick crun).
+PODMAN = ["podman", "--runtime", "runc"]
+
+
+def run_flags() -> list[str]:
+    """Host networking, and ulimits within this process's own: podman's default nofile exceeds our hard limit."""
     def cap(kind: int, most: int) -> int:
         soft = resource.getrlimit(kind)[0]
         return most if soft == resource.RLIM_INFINITY else min(soft, most)
 
     nofile, nproc = cap(resource.RLIMIT_NOFILE, 65536), cap(resource.RLIMIT_NPROC, 4096)
     return ["--network", "host", "--ulimit", f"nofile={nofile}:{nofile}", "--ulimit", f"nproc={nproc}:{nproc}"]
-
-
-# runc: the OCI runtime that works on our machines (Debian's podman may pick crun).
-PODMAN = ["podman", "--runtime", "runc"]
 
 
 def pip_settings() -> dict[str, list[str]]:
@@ -91,7 +91,7 @@ class Podman:
 
     def run(self, *args: str, user: str | None = None, volumes: tuple[str, ...] = (), env: tuple[str, ...] = (),
             entrypoint: str | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-        cmd = [*PODMAN, "run", "--rm", *run_limits()]
+        cmd = [*PODMAN, "run", "--rm", *run_flags()]
         if user:  # --passwd=false: no /etc/passwd entry for the uid, as under Docker
             cmd += ["--user", user, "--passwd=false"]
         for volume in volumes:
@@ -158,7 +158,7 @@ def podman(tmp_path_factory) -> Podman:
     volumes = [f"{conf_dir}:/etc/xdg/pip:ro"] + [f"{m}:{m}:ro" for m in mounts]
     t0 = time.perf_counter()
     build = subprocess.run(
-        [*PODMAN, "build", *run_limits(), "--build-arg", f"BASE_IMAGE={BASE}",
+        [*PODMAN, "build", *run_flags(), "--build-arg", f"BASE_IMAGE={BASE}",
          *[arg for v in volumes for arg in ("--volume", v)], "-f", "docker/Dockerfile", "-t", IMAGE, "."],
         cwd=REPO, capture_output=True, text=True, timeout=3600)
     if build.returncode:
