@@ -4,7 +4,7 @@ submitit grid. Built once per session by conftest.py; run with `-m container` (.
 
 from __future__ import annotations
 
-import hashlib
+import inspect
 import json
 import os
 import re
@@ -28,8 +28,13 @@ def readme_pins() -> tuple[str, str]:
 
 
 def tree_digest(root) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    """sha256 of each file under root but caches and pip's egg-info; self-contained, as it also runs in the image."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(root)
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file() and not any(part == "__pycache__" or part.endswith(".egg-info") for part in p.parts)}
 
 
 def test_image_torch_is_the_readme_pin(podman):
@@ -41,16 +46,14 @@ def test_image_torch_is_the_readme_pin(podman):
     assert (torch_v, vision_v) == readme_pins()
 
 
-def test_image_carries_this_checkouts_package_and_configs(podman):
-    script = ("import hashlib, json, pathlib, densebench.cli as c\n"
-              "def digest(root):\n"
-              "    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()\n"
-              "            for p in sorted(root.rglob('*')) if p.is_file() and '__pycache__' not in p.parts}\n"
-              "print(json.dumps([digest(pathlib.Path(c.__file__).parent), digest(c.config_dir())]))")
+def test_image_carries_this_checkouts_code_and_configs(podman):
+    script = inspect.getsource(tree_digest) + (
+        "import json, pathlib, densebench, densebench.config as c\n"
+        "print(json.dumps([tree_digest(pathlib.Path(densebench.__file__).parents[1]), tree_digest(c.config_dir())]))")
     proc = podman.run("-c", script, entrypoint="python")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    package, configs = json.loads(proc.stdout)
-    assert package == tree_digest(REPO / "src" / "densebench")
+    src, configs = json.loads(proc.stdout)
+    assert src == tree_digest(REPO / "src")
     assert configs == tree_digest(REPO / "configs")
 
 
