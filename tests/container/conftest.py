@@ -1,8 +1,8 @@
 """docker/Dockerfile built with podman once per session, then run the ways users run it (issue 23).
 
 Marked `container` and left out of the default run (a cold build takes minutes); .ci/run runs these
-after the main suite: `python -m pytest -q -m container tests/container`. Where podman cannot run,
-every test here skips with one reason, which pytest's summary prints as one line.
+after the main suite: `python -m pytest -q -rfE -m container tests/container`. Where podman cannot run,
+every test here skips, and the summary says why in one line.
 
 No container registry is reachable from our machines, so the Dockerfile's base is made here from the
 Debian archive (mmdebstrap, minbase bookworm, as debian:bookworm-slim is) and passed as BASE_IMAGE.
@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlparse
 
 import pytest
@@ -116,6 +117,12 @@ def one_line(text: str) -> str:
     return lines[-1][:300] if lines else "(no output)"
 
 
+def not_run(why: str) -> NoReturn:
+    """Skip every container test; the summary says why in one line (.ci/run hides pytest's per-test lines)."""
+    REPORT.append(f"NOT RUN: {why}")
+    pytest.skip(f"container tests not run: {why}")
+
+
 def make_base(settings: dict[str, list[str]]) -> None:
     """debian:bookworm-slim's stand-in from the Debian archive, with this machine's CA bundle for pip."""
     hook = "true"
@@ -139,10 +146,10 @@ def podman(tmp_path_factory) -> Podman:
     """The built image, or a skip saying why podman cannot run here."""
     missing = [tool for tool in ("podman", "runc", "mmdebstrap") if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"container tests not run: {', '.join(missing)} not installed (Debian: podman runc mmdebstrap)")
+        not_run(f"{', '.join(missing)} not installed (Debian: podman runc mmdebstrap)")
     info = subprocess.run([*PODMAN, "info"], capture_output=True, text=True)
     if info.returncode:
-        pytest.skip(f"container tests not run: `podman info` fails: {one_line(info.stderr)}")
+        not_run(f"`podman info` fails: {one_line(info.stderr)}")
     settings = pip_settings()
     t0 = time.perf_counter()
     if subprocess.run([*PODMAN, "image", "exists", BASE]).returncode:
@@ -150,7 +157,7 @@ def podman(tmp_path_factory) -> Podman:
         REPORT.append(f"local base {BASE} made in {time.perf_counter() - t0:.0f} s")
     trial = Podman(BASE).run("true", timeout=120)
     if trial.returncode:
-        pytest.skip(f"container tests not run: podman cannot start a container: {one_line(trial.stderr)}")
+        not_run(f"podman cannot start a container: {one_line(trial.stderr)}")
 
     conf_dir = tmp_path_factory.mktemp("pipconf")
     lines, mounts = local_wheel_stores(settings)
