@@ -112,6 +112,11 @@ class Podman:
         return config.stdout + history.stdout
 
 
+def image_id(name: str) -> str | None:
+    proc = subprocess.run([*PODMAN, "image", "inspect", "--format", "{{.Id}}", name], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
 def one_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:300] if lines else "(no output)"
@@ -163,6 +168,7 @@ def podman(tmp_path_factory) -> Podman:
     lines, mounts = local_wheel_stores(settings)
     (conf_dir / "pip.conf").write_text("\n".join(lines) + "\n")
     volumes = [f"{conf_dir}:/etc/xdg/pip:ro"] + [f"{m}:{m}:ro" for m in mounts]
+    replaced = image_id(IMAGE)
     t0 = time.perf_counter()
     build = subprocess.run(
         [*PODMAN, "build", *run_flags(), "--build-arg", f"BASE_IMAGE={BASE}",
@@ -170,6 +176,8 @@ def podman(tmp_path_factory) -> Podman:
         cwd=REPO, capture_output=True, text=True, timeout=3600)
     if build.returncode:
         pytest.fail(f"podman build failed:\n{(build.stdout + build.stderr)[-4000:]}")
+    if replaced and replaced != image_id(IMAGE):  # the previous build: its own layers go, shared ones stay
+        subprocess.run([*PODMAN, "rmi", replaced], capture_output=True)
     size = subprocess.run([*PODMAN, "image", "inspect", "--format", "{{.Size}}", IMAGE], capture_output=True,
                           text=True).stdout.strip()
     REPORT.append(f"{IMAGE} built in {time.perf_counter() - t0:.0f} s; image size {int(size) / 1e9:.2f} GB"
