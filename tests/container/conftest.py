@@ -50,6 +50,7 @@ PODMAN = ["podman", "--runtime", "runc"]
 
 def run_flags() -> list[str]:
     """Host networking, and ulimits within this process's own: podman's default nofile exceeds our hard limit."""
+
     def cap(kind: int, most: int) -> int:
         soft = resource.getrlimit(kind)[0]
         return most if soft == resource.RLIM_INFINITY else min(soft, most)
@@ -72,8 +73,11 @@ def pip_settings() -> dict[str, list[str]]:
 def local_wheel_stores(settings: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     """pip's find-links folders and file:// indexes that exist here: (pip.conf lines, folders to mount)."""
     links = [p for p in dict.fromkeys(settings.get("find-links", [])) if Path(p).is_dir()]
-    indexes = [u for u in dict.fromkeys(settings.get("extra-index-url", []))
-               if u.startswith("file://") and Path(urlparse(u).path).is_dir()]
+    indexes = [
+        u
+        for u in dict.fromkeys(settings.get("extra-index-url", []))
+        if u.startswith("file://") and Path(urlparse(u).path).is_dir()
+    ]
     # A file:// index's pages link to ../../files/: mount the folder above `simple/`.
     mounts = links + [str(Path(urlparse(u).path).parent) for u in indexes]
     lines = ["[global]"]
@@ -90,8 +94,15 @@ class Podman:
 
     image: str = IMAGE
 
-    def run(self, *args: str, user: str | None = None, volumes: tuple[str, ...] = (), env: tuple[str, ...] = (),
-            entrypoint: str | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        *args: str,
+        user: str | None = None,
+        volumes: tuple[str, ...] = (),
+        env: tuple[str, ...] = (),
+        entrypoint: str | None = None,
+        timeout: float = 900,
+    ) -> subprocess.CompletedProcess:
         cmd = [*PODMAN, "run", "--rm", *run_flags()]
         if user:  # --passwd=false: no /etc/passwd entry for the uid, as under Docker
             cmd += ["--user", user, "--passwd=false"]
@@ -106,8 +117,9 @@ class Podman:
     def inspect(self) -> str:
         """The image's configuration and the commands of its layers, as text."""
         config = subprocess.run([*PODMAN, "image", "inspect", self.image], capture_output=True, text=True)
-        history = subprocess.run([*PODMAN, "history", "--no-trunc", "--format", "{{.CreatedBy}}", self.image],
-                                 capture_output=True, text=True)
+        history = subprocess.run(
+            [*PODMAN, "history", "--no-trunc", "--format", "{{.CreatedBy}}", self.image], capture_output=True, text=True
+        )
         assert config.returncode == 0 and history.returncode == 0, config.stderr + history.stderr
         return config.stdout + history.stdout
 
@@ -133,17 +145,29 @@ def make_base(settings: dict[str, list[str]]) -> None:
     hook = "true"
     certs = [c for c in settings.get("cert", []) if Path(c).is_file()]
     if certs:
-        hook = (f'mkdir -p "$1/etc/densebench-ci" && cp {shlex.quote(certs[0])} "$1/etc/densebench-ci/ca.crt" && '
-                'printf "[global]\\ncert = /etc/densebench-ci/ca.crt\\n" > "$1/etc/pip.conf"')
-    strap = subprocess.Popen(["mmdebstrap", "--variant=minbase", "--quiet", f"--customize-hook={hook}", "bookworm", "-",
-                              *DEBIAN], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    imported = subprocess.run([*PODMAN, "import", "--change", 'CMD ["bash"]', "-", BASE], stdin=strap.stdout,
-                              capture_output=True, text=True, timeout=1200)
+        hook = (
+            f'mkdir -p "$1/etc/densebench-ci" && cp {shlex.quote(certs[0])} "$1/etc/densebench-ci/ca.crt" && '
+            'printf "[global]\\ncert = /etc/densebench-ci/ca.crt\\n" > "$1/etc/pip.conf"'
+        )
+    strap = subprocess.Popen(
+        ["mmdebstrap", "--variant=minbase", "--quiet", f"--customize-hook={hook}", "bookworm", "-", *DEBIAN],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    imported = subprocess.run(
+        [*PODMAN, "import", "--change", 'CMD ["bash"]', "-", BASE],
+        stdin=strap.stdout,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     strap.stdout.close()
     _, strap_err = strap.communicate(timeout=60)
     if strap.returncode or imported.returncode:
-        pytest.fail(f"making the local base {BASE} failed: mmdebstrap: {one_line(strap_err.decode())}; "
-                    f"podman import: {one_line(imported.stderr)}")
+        pytest.fail(
+            f"making the local base {BASE} failed: mmdebstrap: {one_line(strap_err.decode())}; "
+            f"podman import: {one_line(imported.stderr)}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -171,15 +195,33 @@ def podman(tmp_path_factory) -> Podman:
     replaced = image_id(IMAGE)
     t0 = time.perf_counter()
     build = subprocess.run(
-        [*PODMAN, "build", *run_flags(), "--build-arg", f"BASE_IMAGE={BASE}",
-         *[arg for v in volumes for arg in ("--volume", v)], "-f", "docker/Dockerfile", "-t", IMAGE, "."],
-        cwd=REPO, capture_output=True, text=True, timeout=3600)
+        [
+            *PODMAN,
+            "build",
+            *run_flags(),
+            "--build-arg",
+            f"BASE_IMAGE={BASE}",
+            *[arg for v in volumes for arg in ("--volume", v)],
+            "-f",
+            "docker/Dockerfile",
+            "-t",
+            IMAGE,
+            ".",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if build.returncode:
         pytest.fail(f"podman build failed:\n{(build.stdout + build.stderr)[-4000:]}")
     if replaced and replaced != image_id(IMAGE):  # the previous build: its own layers go, shared ones stay
         subprocess.run([*PODMAN, "rmi", replaced], capture_output=True)
-    size = subprocess.run([*PODMAN, "image", "inspect", "--format", "{{.Size}}", IMAGE], capture_output=True,
-                          text=True).stdout.strip()
-    REPORT.append(f"{IMAGE} built in {time.perf_counter() - t0:.0f} s; image size {int(size) / 1e9:.2f} GB"
-                  f" (local wheel stores mounted: {', '.join(mounts) or 'none'})")
+    size = subprocess.run(
+        [*PODMAN, "image", "inspect", "--format", "{{.Size}}", IMAGE], capture_output=True, text=True
+    ).stdout.strip()
+    REPORT.append(
+        f"{IMAGE} built in {time.perf_counter() - t0:.0f} s; image size {int(size) / 1e9:.2f} GB"
+        f" (local wheel stores mounted: {', '.join(mounts) or 'none'})"
+    )
     return Podman()

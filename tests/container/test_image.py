@@ -33,13 +33,20 @@ def tree_digest(root) -> dict[str, str]:
     from pathlib import Path
 
     root = Path(root)
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
-            if p.is_file() and not any(part == "__pycache__" or part.endswith(".egg-info") for part in p.parts)}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not any(part == "__pycache__" or part.endswith(".egg-info") for part in p.parts)
+    }
 
 
 def test_image_torch_is_the_readme_pin(podman):
-    proc = podman.run("-c", "import importlib.metadata as m, torch; print(m.version('torch'), m.version('torchvision'),"
-                      " torch.__version__, torch.version.cuda)", entrypoint="python")
+    proc = podman.run(
+        "-c",
+        "import importlib.metadata as m, torch; print(m.version('torch'), m.version('torchvision'),"
+        " torch.__version__, torch.version.cuda)",
+        entrypoint="python",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     torch_v, vision_v, build, cuda = proc.stdout.split()
     print(f"image torch {build} (CUDA {cuda}), torchvision {vision_v}")
@@ -49,7 +56,8 @@ def test_image_torch_is_the_readme_pin(podman):
 def test_image_carries_this_checkouts_code_and_configs(podman):
     script = inspect.getsource(tree_digest) + (
         "import json, pathlib, densebench, densebench.config as c\n"
-        "print(json.dumps([tree_digest(pathlib.Path(densebench.__file__).parents[1]), tree_digest(c.config_dir())]))")
+        "print(json.dumps([tree_digest(pathlib.Path(densebench.__file__).parents[1]), tree_digest(c.config_dir())]))"
+    )
     proc = podman.run("-c", script, entrypoint="python")
     assert proc.returncode == 0, proc.stderr[-3000:]
     src, configs = json.loads(proc.stdout)
@@ -72,9 +80,13 @@ def test_models_lists_every_backbone_config(podman):
 
 
 def test_hf_settings_pass_through_and_no_token_is_baked_in(podman):
-    proc = podman.run("-c", "import os; from huggingface_hub import constants as c, get_token;"
-                      " print(c.HF_HUB_OFFLINE, c.HF_HOME, get_token() == 'hf_test_token')", entrypoint="python",
-                      env=("HF_HUB_OFFLINE=1", "HF_TOKEN=hf_test_token"))
+    proc = podman.run(
+        "-c",
+        "import os; from huggingface_hub import constants as c, get_token;"
+        " print(c.HF_HUB_OFFLINE, c.HF_HOME, get_token() == 'hf_test_token')",
+        entrypoint="python",
+        env=("HF_HUB_OFFLINE=1", "HF_TOKEN=hf_test_token"),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["True", "/weights/hf", "True"]
     inspect = podman.inspect()
@@ -96,19 +108,27 @@ def test_demo_as_non_root_uid_writes_its_results_owned_by_it_equal_to_the_hosts(
     assert [str(p) for p in [inside, *inside.rglob("*")] if (p.stat().st_uid, p.stat().st_gid) != (uid, gid)] == []
     ran, expected = json.loads(metrics.read_text()), json.loads(host_metrics.read_text())
     assert ran["status"] == "complete" and ran["device"]["torch"] == expected["device"]["torch"]
-    print(f"test Mean_Dice inside {ran['test']['metrics']['Mean_Dice']:.4f}, "
-          f"host {expected['test']['metrics']['Mean_Dice']:.4f}")
+    print(
+        f"test Mean_Dice inside {ran['test']['metrics']['Mean_Dice']:.4f}, "
+        f"host {expected['test']['metrics']['Mean_Dice']:.4f}"
+    )
     assert ran["test"] == expected["test"]
 
 
 def test_smoke_grid_runs_with_submitit_local_inside_as_non_root_uid(podman):
     # No mount: the grid writes into the image's /outputs volume, which any uid may write.
-    script = ("import glob, json, subprocess, sys\n"
-              "subprocess.run(['densebench', 'run', '-m', 'experiment=smoke', 'hydra/launcher=submitit_local',"
-              " *sys.argv[1:]], check=True, stdout=sys.stderr)\n"
-              "runs = [json.load(open(p)) for p in glob.glob('/outputs/synthetic/demo_vit/*/*/metrics.json')]\n"
-              "print(json.dumps(sorted([r['run']['adapter'], r['run']['seed'], r['status']] for r in runs)))")
+    script = (
+        "import glob, json, subprocess, sys\n"
+        "subprocess.run(['densebench', 'run', '-m', 'experiment=smoke', 'hydra/launcher=submitit_local',"
+        " *sys.argv[1:]], check=True, stdout=sys.stderr)\n"
+        "runs = [json.load(open(p)) for p in glob.glob('/outputs/synthetic/demo_vit/*/*/metrics.json')]\n"
+        "print(json.dumps(sorted([r['run']['adapter'], r['run']['seed'], r['status']] for r in runs)))"
+    )
     proc = podman.run("-c", script, *TINY, "train.epochs=1", user=UID, entrypoint="python")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout) == [
-        ["frozen", 0, "complete"], ["frozen", 1, "complete"], ["full", 0, "complete"], ["full", 1, "complete"]]
+        ["frozen", 0, "complete"],
+        ["frozen", 1, "complete"],
+        ["full", 0, "complete"],
+        ["full", 1, "complete"],
+    ]
