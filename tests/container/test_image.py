@@ -82,7 +82,7 @@ def test_models_lists_every_backbone_config(podman):
 def test_hf_settings_pass_through_and_no_token_is_baked_in(podman):
     proc = podman.run(
         "-c",
-        "import os; from huggingface_hub import constants as c, get_token;"
+        "from huggingface_hub import constants as c, get_token;"
         " print(c.HF_HUB_OFFLINE, c.HF_HOME, get_token() == 'hf_test_token')",
         entrypoint="python",
         env=("HF_HUB_OFFLINE=1", "HF_TOKEN=hf_test_token"),
