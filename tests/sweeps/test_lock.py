@@ -1,4 +1,4 @@
-"""One writer per run directory (engine/lock.py): contention, stale locks, and what a sweep does with a locked cell."""
+"""One writer per run directory (runs/lock.py): contention, stale locks, and what a sweep does with a locked cell."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Preemption (engine/preempt.py): a stop signal checkpoints at the next safe point; the resumed run
+"""Preemption (runs/preempt.py): a stop signal checkpoints at the next safe point; the resumed run
 ends bitwise where an uninterrupted one does (CPU, fixed seeds)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`densebench status` (engine/status.py, engine/cells.py): cell states from the launch manifest and the
+"""`densebench status` (runs/status.py, runs/cells.py): cell states from the launch manifest and the
 run directories."""
 
 from __future__ import annotations

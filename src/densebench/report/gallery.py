@@ -1,6 +1,6 @@
 """Prediction galleries in report.html: every model side by side per image, and each run's own overlays.
 
-Runs write `gallery/index.json` and JPEG panels into their run directory (analysis/gallery.py); the
+Runs write `gallery/index.json` and JPEG panels into their run directory (engine/gallery.py); the
 choice of images depends only on the test keys and a fixed seed, so runs of one dataset share images.
 Each panel is written once: copied beside report.html (`gallery/`, the default: a 70-run report stays
 a few MB) or, for one self-contained file, embedded as a data URI. A run's drill-down shows the same

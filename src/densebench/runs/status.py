@@ -1,7 +1,7 @@
 """`densebench status [RUNS_DIR]`: the state of every cell of the sweeps launched into an output directory.
 
 The expected cells come from the manifests the sweeper writes at launch (`<sweep dir>/cells.json`,
-engine/cells.py), so cells that never started show up as missing; run directories outside any sweep
+runs/cells.py), so cells that never started show up as missing; run directories outside any sweep
 (single runs) are shown too. RUNS_DIR is an output root (every sweep under its `multirun/`) or one
 sweep directory. One table per group of settings that tells cells apart (e.g. `finetune=lora_r4`):
 rows dataset · model, a column per adapter, one mark per seed, so it reads in 80 columns.
