@@ -10,6 +10,8 @@ Every problem is one `ConfigError` naming the config key to change (docs/your-mo
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -157,9 +159,9 @@ class UserBackbone(Backbone):
             raise ConfigError(f"model.{key}={value}: give three values (R, G, B)")
         return (value[0], value[1], value[2])
 
+    @abstractmethod
     def all_tokens(self, x: Tensor) -> Sequence[Any]:
         """The module's raw output for the probe: one (B, N, D) tensor per layer."""
-        raise NotImplementedError
 
     def probe(self) -> int:
         """One forward on a (2p, 3p) image: each output must be (1, prefix + 6, D). Returns the layer count.
