@@ -6,30 +6,44 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
-def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write to a temporary file in the same directory, then rename: readers never see half a file.
+@contextmanager
+def atomic_path(path: Path, durable: bool = True) -> Iterator[Path]:
+    """A temporary path in `path`'s directory to write to (streamed writers, libraries that take a path);
+    renamed to `path` when the block ends without error, removed otherwise: readers never see half a file.
 
     `durable` fsyncs before the rename (run outputs); caches that can be rebuilt skip it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
+        yield tmp
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:  # a full disk fails f.write(): name the file
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, name):  # a full disk: name the output, not the temp
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """`data` written through `atomic_path`."""
+    with atomic_path(path, durable) as tmp:
+        tmp.write_bytes(data)
 
 
 def remove_partial_writes(folder: Path) -> list[Path]:

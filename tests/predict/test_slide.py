@@ -194,3 +194,24 @@ def test_a_killed_slide_prediction_resumes_and_writes_the_same_files(trained_run
     assert predict(command(fresh)[4:]) == 0  # uninterrupted, in this process
     for name in ("case1.mask.tif", "case1.geojson", "case1.slide.json", "areas.csv"):
         assert (out / name).read_bytes() == (fresh / name).read_bytes(), name
+
+
+def test_the_slide_is_read_through_a_tile_cache_of_one_block_not_openslides_default(
+    trained_run, slide, tmp_path, monkeypatch
+):
+    """OpenSlide's default cache (32 MiB per slide) fills with the last tiles read, so memory would grow
+    with the slide up to that size; the cache holds one block of the level read plus a ring of tiles."""
+    import openslide
+
+    capacities, real = [], openslide.OpenSlideCache
+
+    def recorded(capacity):
+        capacities.append(capacity)
+        return real(capacity)
+
+    monkeypatch.setattr(openslide, "OpenSlideCache", recorded)
+    out = tmp_path / "out"
+    predict([str(trained_run), "--input", str(slide), "--out", str(out), "--mpp", str(RUN_MPP), "--progress", "none"])
+    plan = json.loads((out / "case1.slide.json").read_text())["plan"]
+    side = -(-plan["block"] * plan["scale"] // plan["level_downsample"])  # ceil: one block in level pixels
+    assert capacities == [4 * (side + 2 * 64) ** 2]  # the synthetic slide's tiles are 64²

@@ -4,6 +4,7 @@ that would run code. Each is one line naming the file and the fix, before any tr
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import pytest
 import torch
@@ -75,3 +76,16 @@ def test_bad_weights_are_one_line_naming_the_file_and_nothing_trains(name, tmp_p
     )
     assert_one_line_error(code, err, *BY_ID[name].needles)
     assert not list((tmp_path / "out").rglob("last.pt")) and not (tmp_path / "PWNED").exists()
+
+
+def test_refusing_a_pickle_shows_no_torch_warning_before_the_error(tmp_path):
+    """Outside pytest's warning capture torch's UserWarning about the pickle protocol would print above the one line."""
+    from densebench.backbones.weights import read_state_dict
+    from densebench.errors import WeightsError
+
+    path = _weights("malicious-pickle", tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(WeightsError, match="refusing to load"):
+            read_state_dict(path)
+    assert [str(w.message) for w in caught] == []

@@ -17,6 +17,7 @@ import os
 import re
 import socket
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -54,7 +55,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         except Exception as exc:  # truncated download, not a safetensors file
             raise WeightsError(f"cannot read {path} as safetensors ({first_line(exc)}); re-download it") from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on the pickle protocol would break the one-line error
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the safe unpickler refuses arbitrary objects
         raise WeightsError(
             f"refusing to load {path}: it is not a plain tensor checkpoint ({first_line(exc)}); "

@@ -39,6 +39,7 @@ from densebench.predict.writers import (
 SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
 TIFF_SUFFIXES = (".tif", ".tiff")
 LEVEL_TOLERANCE = 1.01  # a level at most 1% coarser than needed counts as the needed one
+COUNT_BYTES = 2**18  # labels counted at once (np.bincount makes an 8-byte copy of them)
 
 
 def is_slide(path: Path) -> bool:
@@ -143,6 +144,19 @@ def make_plan(slide, path: Path, mpp: float, slide_mpp: float, window: int, over
     )
 
 
+def block_cache(slide, plan: Plan):
+    """OpenSlide's tile cache sized to one block plus a ring of tiles (decoded RGBA): tiles on the seam
+    with the next block are decoded once, and the cache does not grow with the slide (OpenSlide's
+    default, 32 MiB per slide, fills with whatever was read last)."""
+    import openslide
+
+    def tile(axis: str) -> int:
+        return int(slide.properties.get(f"openslide.level[{plan.level}].tile-{axis}", 256))
+
+    side = math.ceil(plan.block * plan.scale / plan.level_downsample)  # one block in level pixels
+    return openslide.OpenSlideCache(4 * (side + 2 * tile("height")) * (side + 2 * tile("width")))
+
+
 def read_rgb(slide, path: Path, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
     """RGB uint8 of a region; transparent pixels (outside the scanned area) are white."""
     import openslide
@@ -204,21 +218,24 @@ class LabelStore:
             os.pwrite(self.fd, row.tobytes(), (y0 + r) * self.width + x0)
         os.fsync(self.fd)
 
-    def read_band(self, y0: int, y1: int, step: int = 1) -> np.ndarray:
-        """Rows y0, y0+step, ... < y1, every `step`-th column."""
-        if step == 1:
+    def read(self, y0: int, y1: int, step: int = 1, x0: int = 0, x1: int | None = None) -> np.ndarray:
+        """Rows y0, y0+step, ... < y1 and columns x0, x0+step, ... < x1 (default: to the right edge)."""
+        x1 = self.width if x1 is None else x1
+        ys = range(y0, y1, step)
+        if step == 1 and (x0, x1) == (0, self.width):
             data = os.pread(self.fd, (y1 - y0) * self.width, y0 * self.width)
             return np.frombuffer(data, np.uint8).reshape(y1 - y0, self.width)
-        rows = [
-            np.frombuffer(os.pread(self.fd, self.width, y * self.width), np.uint8)[::step] for y in range(y0, y1, step)
-        ]
-        return np.stack(rows) if rows else np.zeros((0, math.ceil(self.width / step)), np.uint8)
+        out = np.empty((len(ys), len(range(x0, x1, step))), np.uint8)
+        for r, y in enumerate(ys):
+            out[r] = np.frombuffer(os.pread(self.fd, x1 - x0, y * self.width + x0), np.uint8)[::step]
+        return out
 
     def counts(self, n: int) -> np.ndarray:
+        """Pixels per class id < n, counted in bands of about `COUNT_BYTES`."""
         total = np.zeros(256, np.int64)
-        band = max(1, 2**22 // self.width)
+        band = max(1, COUNT_BYTES // self.width)
         for y in range(0, self.height, band):
-            total += np.bincount(self.read_band(y, min(self.height, y + band)).reshape(-1), minlength=256)
+            total += np.bincount(self.read(y, min(self.height, y + band)).reshape(-1), minlength=256)
         return total[:n]
 
 
@@ -263,6 +280,7 @@ def predict_slide(
             "tissue_dilate": int(opts.tissue_dilate),
         }
         _prepare_partial(outputs.partial, manifest)
+        slide.set_cache(block_cache(slide, plan))
         tissue = TissueMask(slide, path, plan, int(opts.tissue_threshold), int(opts.tissue_dilate))
         store = LabelStore(outputs.partial / "labels.u8", plan.height, plan.width)
         try:
@@ -270,9 +288,7 @@ def predict_slide(
                 run, slide, path, plan, tissue, store, outputs.partial / "done.txt", progress
             )
             counts = store.counts(run.num_classes)
-            levels = write_pyramid(
-                outputs.mask, (plan.height, plan.width), store.read_band, run.colours, plan.mpp, int(opts.tile)
-            )
+            levels = write_pyramid(outputs.mask, store, run.colours, plan.mpp, int(opts.tile))
             step = next(
                 (
                     s
@@ -281,9 +297,7 @@ def predict_slide(
                 ),
                 levels[-1],
             )
-            write_geojson(
-                outputs.geojson, store.read_band(0, plan.height, step), run.classes, run.colours, step * plan.scale
-            )
+            write_geojson(outputs.geojson, store, step, run.classes, run.colours, plan.scale)
         finally:
             store.close()
     finally:

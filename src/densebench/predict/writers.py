@@ -7,15 +7,15 @@ import csv
 import io
 import json
 import math
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
 from densebench.engine.gallery import colourize
-from densebench.files import write_atomic
+from densebench.files import atomic_path, write_atomic
 
 NOT_TISSUE = 255  # label value of slide pixels the tissue mask left out (never a class: at most 255 classes)
 
@@ -86,34 +86,40 @@ def colormap(colours: np.ndarray) -> np.ndarray:
     return table
 
 
-def write_pyramid(
-    path: Path,
-    shape: tuple[int, int],
-    read_band: Callable[[int, int, int], np.ndarray],
-    colours: np.ndarray,
-    mpp: float,
-    tile: int,
-) -> list[int]:
+class LabelRaster(Protocol):
+    """Class ids of a slide's working grid, read by windows (the slide's raw label file)."""
+
+    height: int
+    width: int
+
+    def read(self, y0: int, y1: int, step: int = 1, x0: int = 0, x1: int | None = None) -> np.ndarray:
+        """Rows y0, y0+step, ... < y1 and columns x0, x0+step, ... < x1 (default: to the right edge)."""
+        ...
+
+
+READ_BYTES = 2**22  # the most label bytes the pyramid writer holds at once: its memory does not grow with the slide
+GEOMETRY_BYTES = 2**18  # label bytes traced at once (their runs and boxes take many times that)
+
+
+def write_pyramid(path: Path, labels: LabelRaster, colours: np.ndarray, mpp: float, tile: int) -> list[int]:
     """Tiled pyramidal TIFF of class ids (palette photometric, zlib) with its µm/px as resolution.
 
-    `read_band(y0, y1, step)`: rows y0..y1 (step `step`) of level 0, every `step`-th column: levels are
-    nearest-neighbour subsamples by 2^k read band by band, so memory is one band of tiles. Returns the
-    downsample of each level.
+    Levels are nearest-neighbour subsamples by 2^k, read tile row by tile row in chunks of at most
+    `READ_BYTES`, and tifffile encodes a bounded number of tiles at a time. Returns each level's downsample.
     """
     import tifffile
 
-    h, w = shape
+    h, w = labels.height, labels.width
     levels = [1]
     while max(math.ceil(h / levels[-1]), math.ceil(w / levels[-1])) > tile:
         levels.append(levels[-1] * 2)
     cmap = colormap(colours)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tifffile.TiffWriter(tmp, bigtiff=h * w > 2**31) as tw:
+    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=h * w > 2**31) as tw:
         for k, step in enumerate(levels):
             lh, lw = math.ceil(h / step), math.ceil(w / step)
             res = 1e4 / (mpp * step)  # pixels per cm
             tw.write(
-                _tiles(read_band, lh, lw, step, tile),
+                _tiles(labels, lh, lw, step, tile),
                 shape=(lh, lw),
                 dtype=np.uint8,
                 tile=(tile, tile),
@@ -125,34 +131,51 @@ def write_pyramid(
                 subfiletype=1 if k else 0,
                 metadata=None,
                 software="densebench",
+                buffersize=READ_BYTES,  # tiles tifffile collects for its encoding threads (default: hundreds of MB)
             )
-    os.replace(tmp, path)
     return levels
 
 
-def _tiles(read_band, lh: int, lw: int, step: int, tile: int) -> Iterator[np.ndarray]:
+def _tiles(labels: LabelRaster, lh: int, lw: int, step: int, tile: int) -> Iterator[np.ndarray]:
+    chunk = max(1, READ_BYTES // (tile * tile)) * tile  # level columns read at once
     for ty in range(0, lh, tile):
-        band = read_band(ty * step, min(lh, ty + tile) * step, step)
-        for tx in range(0, lw, tile):
-            t = np.zeros((tile, tile), np.uint8)
-            part = band[:, tx : tx + tile]
-            t[: part.shape[0], : part.shape[1]] = part
-            yield t
+        y0, y1 = ty * step, min(lh, ty + tile) * step
+        for cx in range(0, lw, chunk):
+            band = labels.read(y0, y1, step, cx * step, min(lw, cx + chunk) * step)
+            for tx in range(0, band.shape[1], tile):
+                t = np.zeros((tile, tile), np.uint8)
+                part = band[:, tx : tx + tile]
+                t[: part.shape[0], : part.shape[1]] = part
+                yield t
 
 
-def class_geometry(labels: np.ndarray, cls: int, band: int = 256):
-    """The exact pixel area of one class as a shapely (Multi)Polygon in pixel-edge coordinates.
+def class_polygons(labels: LabelRaster, cls: int, step: int = 1) -> Iterator:
+    """The exact pixel area of one class, at downsample `step`, as shapely Polygons in that level's
+    pixel-edge coordinates, each yielded as soon as it is complete.
 
     Horizontal runs become boxes (runs repeated on consecutive rows merged into taller boxes first);
-    the union of the boxes traces the pixel boundaries exactly. Boxes are united band by band of
-    `band` rows, then the bands: memory is one band's boxes plus the polygons, not all boxes at once.
+    the union of the boxes traces the pixel boundaries exactly. Rows are read band by band; a band's
+    boxes are united with the polygons still open (those reaching the previous band's bottom edge), and
+    a polygon that ends above the band's bottom edge cannot grow any more, so it is yielded and freed:
+    memory is one band and the open polygons, not the class's whole geometry.
     """
     import shapely
 
-    parts = [
-        g for y in range(0, labels.shape[0], band) if (g := _band_geometry(labels[y : y + band] == cls, y)) is not None
-    ]
-    return shapely.union_all(parts) if parts else None
+    h = math.ceil(labels.height / step)
+    band = max(1, GEOMETRY_BYTES // math.ceil(labels.width / step))
+    open_parts = np.empty(0, object)
+    for y in range(0, h, band):
+        y1 = min(h, y + band)
+        g = _band_geometry(labels.read(y * step, y1 * step, step) == cls, y)
+        if g is None:
+            yield from open_parts
+            open_parts = np.empty(0, object)
+            continue
+        parts = shapely.get_parts(shapely.union_all([*open_parts, g]))
+        done = shapely.bounds(parts)[:, 3] < y1
+        yield from parts[done]
+        open_parts = parts[~done]
+    yield from open_parts
 
 
 def _band_geometry(mask: np.ndarray, y_offset: int):
@@ -172,28 +195,41 @@ def _band_geometry(mask: np.ndarray, y_offset: int):
     return shapely.union_all(shapely.box(x0[starts], ys[starts] + y_offset, x1[starts], bottoms + y_offset))
 
 
-def write_geojson(path: Path, labels: np.ndarray, classes: list[str], colours: np.ndarray, scale: float) -> int:
-    """QuPath-importable FeatureCollection: one annotation (MultiPolygon) per predicted class, coordinates in
-    the slide's level-0 pixels (`scale`: slide pixels per `labels` pixel). Returns the feature count.
+POLYGON_PREFIX = '{"type":"Polygon","coordinates":'
 
-    Geometries are serialised by shapely (GEOS) straight to text: no Python object per vertex."""
+
+def write_geojson(
+    path: Path, labels: LabelRaster, step: int, classes: list[str], colours: np.ndarray, scale: float
+) -> int:
+    """QuPath-importable FeatureCollection: one annotation (MultiPolygon) per predicted class, traced on
+    the labels' downsample `step`, coordinates in the slide's level-0 pixels (`scale`: slide pixels per
+    label pixel). Returns the feature count.
+
+    Streamed to the file polygon by polygon as `class_polygons` completes them; shapely (GEOS) writes
+    the coordinates, so there is no Python object per vertex."""
     import shapely
-    import shapely.affinity
 
-    features = []
-    for cls, name in enumerate(classes):
-        geom = class_geometry(labels, cls)
-        if geom is None:
-            continue
-        geom = shapely.affinity.scale(geom, scale, scale, origin=(0, 0))
-        properties = {
-            "objectType": "annotation",
-            "name": name,
-            "classification": {"name": name, "color": [int(c) for c in colours[cls]]},
-        }
-        features.append(
-            f'{{"type":"Feature","geometry":{shapely.to_geojson(geom)},'
-            f'"properties":{json.dumps(properties, separators=(",", ":"))}}}'
-        )
-    write_atomic(path, ('{"type":"FeatureCollection","features":[' + ",".join(features) + "]}").encode())
-    return len(features)
+    factor = scale * step
+    n = 0
+    with atomic_path(path) as tmp, tmp.open("w") as f:
+        f.write('{"type":"FeatureCollection","features":[')
+        for cls, name in enumerate(classes):
+            properties = {
+                "objectType": "annotation",
+                "name": name,
+                "classification": {"name": name, "color": [int(c) for c in colours[cls]]},
+            }
+            k = 0
+            for polygon in class_polygons(labels, cls, step):
+                text = shapely.to_geojson(shapely.transform(polygon, lambda xy: xy * factor))
+                if not text.startswith(POLYGON_PREFIX):
+                    raise ValueError(f"expected a polygon, shapely wrote {text[:40]}")
+                if k == 0:
+                    f.write(("," if n else "") + '{"type":"Feature","geometry":{"type":"MultiPolygon","coordinates":[')
+                f.write(("," if k else "") + text[len(POLYGON_PREFIX) : -1])
+                k += 1
+            if k:
+                f.write(f']}},"properties":{json.dumps(properties, separators=(",", ":"))}}}')
+                n += 1
+        f.write("]}")
+    return n
