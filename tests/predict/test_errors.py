@@ -87,6 +87,16 @@ def test_a_slide_without_resolution_asks_for_its_mpp(trained_run, tmp_path):
     )
 
 
+def test_blocks_too_small_for_the_overlap_name_the_option_and_the_least_value(trained_run, tmp_path):
+    """At overlap 0.75 a window reaches four strides: smaller blocks would spill past their neighbours."""
+    path = tmp_path / "s.svs"
+    write_slide(path, tissue_canvas(128, 128), 0.25)
+    args = ["--input", str(path), "--out", str(tmp_path / "o"), "--mpp", "0.5", "--block-windows", "3"]
+    with pytest.raises(ConfigError, match=r"--block-windows 3: with eval.overlap=0.75 a block needs at least 4"):
+        predict([str(trained_run), *args, "eval.overlap=0.75"])
+    assert not list((tmp_path / "o").glob(".*.partial"))
+
+
 def test_a_run_without_a_training_resolution_asks_for_mpp_on_slides(trained_run, tmp_path):
     path = tmp_path / "s.svs"
     write_slide(path, tissue_canvas(128, 128), 0.25)

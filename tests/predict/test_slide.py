@@ -83,6 +83,30 @@ def test_background_is_skipped_by_the_tissue_mask(slide_out):
     assert (labels[:, margin + 4 :] < 3).mean() > 0.95
 
 
+@pytest.mark.parametrize("block_windows", [2, 3])
+def test_slide_labels_equal_the_test_path_on_the_whole_working_image(trained_run, slide, tmp_path, block_windows):
+    """Blocks add up the windows that reach across their borders: no seams, the same windows, weights
+    and labels as the run's test path given the working image in one piece (level 1: no resampling)."""
+    import openslide
+
+    from densebench.engine.inference import window_starts
+    from densebench.predict.trained import load_run
+
+    out = tmp_path / "out"
+    args = ["--mpp", str(2 * SLIDE_MPP), "--tissue-threshold", "0", "--block-windows", str(block_windows)]
+    predict([str(trained_run), "--input", str(slide), "--out", str(out), "--progress", "none", *args])
+    s = openslide.OpenSlide(str(slide))
+    rgb = np.ascontiguousarray(np.asarray(s.read_region((0, 0), 1, s.level_dimensions[1]))[..., :3])
+    run = load_run(trained_run)
+    whole = run.probabilities(rgb).argmax(0).numpy()
+    labels = tifffile.imread(out / "case1.mask.tif", key=0)
+    assert labels.shape == whole.shape
+    assert (labels == whole).mean() >= 0.9999  # float sums in another order may flip an exact tie
+    facts = json.loads((out / "case1.slide.json").read_text())
+    starts = [len(window_starts(n, run.input_size, run.predictor.overlap)) for n in whole.shape]
+    assert facts["windows"] == starts[0] * starts[1]
+
+
 def test_geojson_is_valid_and_covers_the_masks_pixels(slide_out):
     collection = json.loads((slide_out / "case1.geojson").read_text())
     facts = json.loads((slide_out / "case1.slide.json").read_text())
@@ -113,13 +137,13 @@ def test_an_interrupted_slide_prediction_redoes_only_unfinished_blocks(trained_r
     predicts only the remaining blocks and writes the same bytes as an uninterrupted run."""
     from densebench.predict.trained import TrainedRun
 
-    real, calls = TrainedRun.probabilities, []
+    real, calls = TrainedRun.window_sums, []
 
-    def counted(self, image, crash_at=None):
+    def counted(self, image, boxes, size, crash_at=None):
         if len(calls) == crash_at:
             raise RuntimeError("simulated crash")
         calls.append(image.shape)
-        return real(self, image)
+        return real(self, image, boxes, size)
 
     def command(out):
         return [
@@ -136,11 +160,11 @@ def test_an_interrupted_slide_prediction_redoes_only_unfinished_blocks(trained_r
             "2",
         ]
 
-    monkeypatch.setattr(TrainedRun, "probabilities", lambda self, image: counted(self, image, crash_at=3))
+    monkeypatch.setattr(TrainedRun, "window_sums", lambda self, *a: counted(self, *a, crash_at=3))
     with pytest.raises(RuntimeError, match="simulated crash"):
         predict(command(tmp_path / "resumed"))
     assert len((tmp_path / "resumed" / ".case1.partial" / "done.txt").read_text().split()) == 3
-    monkeypatch.setattr(TrainedRun, "probabilities", lambda self, image: counted(self, image))
+    monkeypatch.setattr(TrainedRun, "window_sums", lambda self, *a: counted(self, *a))
     predict(command(tmp_path / "resumed"))
     resumed_blocks = len(calls) - 3
     calls.clear()
@@ -170,7 +194,7 @@ def test_a_killed_slide_prediction_resumes_and_writes_the_same_files(trained_run
             "--progress",
             "none",
             "--block-windows",
-            "1",
+            "2",
         ]  # many small blocks
 
     out, fresh = tmp_path / "resumed", tmp_path / "fresh"

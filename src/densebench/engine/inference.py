@@ -91,8 +91,18 @@ class Predictor:
         if ph or pw:
             image = F.pad(image, (0, pw, 0, ph))
         H, W = image.shape[-2:]
-        weights = blend_weights(win, self.blend, image.device)
         boxes = [(y, x) for y in window_starts(H, win, self.overlap) for x in window_starts(W, win, self.overlap)]
+        probs, norm = self.accumulate(image, boxes)
+        return (probs / norm)[:, :h, :w]
+
+    @torch.no_grad()
+    def accumulate(self, image: Tensor, boxes: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
+        """Blend-weighted class probabilities (C,H,W) and weights (H,W) of the windows whose top-left
+        corners are `boxes`, summed over (1,3,H,W) `image`: the sliding window before its division,
+        so a slide's blocks can add up the windows that reach across their borders."""
+        win = self.window
+        H, W = image.shape[-2:]
+        weights = blend_weights(win, self.blend, image.device)
         probs = None
         norm = torch.zeros(H, W, device=image.device)
         step = self.window_batch if self.window_batch > 0 else len(boxes)  # <= 0: all at once (paper code)
@@ -106,7 +116,7 @@ class Predictor:
                 probs[:, y : y + win, x : x + win] += p * weights
                 norm[y : y + win, x : x + win] += weights
         assert probs is not None  # at least one window
-        return (probs / norm)[:, :h, :w]
+        return probs, norm
 
     @torch.no_grad()
     def resize(self, image: Tensor) -> Tensor:

@@ -1,13 +1,16 @@
 """Whole-slide prediction: read at the run's µm/px, skip background, stream blocks, resume after a kill.
 
-The slide is cut into blocks of `window + (block_windows-1)·stride` pixels at the working resolution
-(the µm/px the run was trained at). Each block with tissue goes through the run's test path as one
-image (sliding windows, sub-batched, blended), so no window is computed twice and memory is one
-block's probabilities however large the slide. Class ids of finished blocks go into a raw file in
-`<out>/.<stem>.partial/`, and the block's number into `done.txt` after it: a run killed at any point
-resumes from the last finished block. At the end the raw file becomes a pyramidal label TIFF, a
-GeoJSON of class polygons and class areas, and the partial folder is removed; the outputs depend
-only on the raw file, so an interrupted and an uninterrupted run write the same bytes.
+The working grid (the slide at the µm/px the run was trained at) gets the sliding windows the test
+path would put on it as one image; they are computed in blocks of block_windows × block_windows
+windows, in raster order. A block adds its windows' blended sums over its footprint, adds the sums
+earlier blocks' windows left in its core (their spill files), and labels its core; the sums its own
+windows leave beyond its core go to its spill file. So every pixel gets exactly the windows and
+weights of the whole-image test path, no window is computed twice, and memory is one block's sums
+however large the slide. Class ids of finished cores go into a raw file in `<out>/.<stem>.partial/`,
+and the block's number into `done.txt` after its labels and spill: a run killed at any point resumes
+from the last finished block. At the end the raw file becomes a pyramidal label TIFF, a GeoJSON of
+class polygons and class areas, and the partial folder is removed; the outputs depend only on the
+raw file, so an interrupted and an uninterrupted run write the same bytes.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import cv2
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from torch import Tensor
 
 from densebench.engine.inference import window_starts
 from densebench.engine.progress import RunProgress
 from densebench.errors import ConfigError, DataError, DenseBenchError
-from densebench.files import read_json, write_json
+from densebench.files import atomic_path, read_json, write_json
 from densebench.predict.trained import TrainedRun
 from densebench.predict.writers import (
     NOT_TISSUE,
@@ -76,7 +80,8 @@ class SlideOutputs:
 
 @dataclass
 class Plan:
-    """Geometry of one slide's prediction; `scale`: slide level-0 pixels per working pixel."""
+    """Geometry of one slide's prediction; `scale`: slide level-0 pixels per working pixel; `block`:
+    a block's side in working pixels (`window + (block_windows-1)·stride`)."""
 
     width: int
     height: int
@@ -85,17 +90,48 @@ class Plan:
     scale: float
     level: int
     level_downsample: float
+    window: int
+    overlap: float
+    block_windows: int
     block: int
     tissue_level: int
 
-    def blocks(self) -> list[tuple[int, int, int, int]]:
-        """(y0, x0, h, w) in raster order."""
-        b = self.block
+    def blocks(self) -> list[Block]:
+        """The working grid's sliding windows (those of the test path on the whole grid) in groups of
+        block_windows × block_windows, in raster order."""
+        ys = window_starts(self.height, self.window, self.overlap)
+        xs = window_starts(self.width, self.window, self.overlap)
+        n = self.block_windows
+        rows = [ys[i : i + n] for i in range(0, len(ys), n)]
+        cols = [xs[i : i + n] for i in range(0, len(xs), n)]
         return [
-            (y, x, min(b, self.height - y), min(b, self.width - x))
-            for y in range(0, self.height, b)
-            for x in range(0, self.width, b)
-        ]
+            Block(
+                r, c, ry, cx, ry[0], rows[r + 1][0] if r + 1 < len(rows) else self.height,
+                cx[0], cols[c + 1][0] if c + 1 < len(cols) else self.width,
+            )
+            for r, ry in enumerate(rows)
+            for c, cx in enumerate(cols)
+        ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Block:
+    """Windows starting at rows `ys` × columns `xs`. They cover the footprint [ys[0], ys[-1]+window) ×
+    [xs[0], xs[-1]+window); the block's labels are its core [y0, y1) × [x0, x1), up to where the next
+    blocks' windows start. Its windows reach past the core into the cores to the right, below and
+    below-right; those sums go to a spill file the later blocks add in."""
+
+    r: int
+    c: int
+    ys: list[int]
+    xs: list[int]
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    def footprint(self, window: int) -> tuple[int, int, int, int]:
+        return self.ys[0], self.ys[-1] + window, self.xs[0], self.xs[-1] + window
 
 
 def open_slide(path: Path):
@@ -131,6 +167,12 @@ def make_plan(slide, path: Path, mpp: float, slide_mpp: float, window: int, over
     downsamples = list(slide.level_downsamples)
     level = max(i for i, d in enumerate(downsamples) if d <= scale * LEVEL_TOLERANCE or i == 0)
     stride = max(1, int(window * (1 - overlap)))
+    fewest = math.ceil(window / stride)  # so a block's windows reach no further than the next block's core
+    if block_windows < fewest:
+        raise ConfigError(
+            f"--block-windows {block_windows}: with eval.overlap={overlap} a block needs at least {fewest} "
+            "windows a side"
+        )
     return Plan(
         width=max(1, round(w0 / scale)),
         height=max(1, round(h0 / scale)),
@@ -139,7 +181,10 @@ def make_plan(slide, path: Path, mpp: float, slide_mpp: float, window: int, over
         scale=scale,
         level=level,
         level_downsample=float(downsamples[level]),
-        block=window + max(0, block_windows - 1) * stride,
+        window=window,
+        overlap=overlap,
+        block_windows=block_windows,
+        block=window + (block_windows - 1) * stride,
         tissue_level=len(downsamples) - 1,
     )
 
@@ -284,9 +329,7 @@ def predict_slide(
         tissue = TissueMask(slide, path, plan, int(opts.tissue_threshold), int(opts.tissue_dilate))
         store = LabelStore(outputs.partial / "labels.u8", plan.height, plan.width)
         try:
-            seconds, windows, total = _predict_blocks(
-                run, slide, path, plan, tissue, store, outputs.partial / "done.txt", progress
-            )
+            seconds, windows, total = _predict_blocks(run, slide, path, plan, tissue, store, outputs.partial, progress)
             counts = store.counts(run.num_classes)
             levels = write_pyramid(outputs.mask, store, run.colours, plan.mpp, int(opts.tile))
             step = next(
@@ -340,8 +383,39 @@ def _prepare_partial(partial: Path, manifest: dict) -> None:
     write_json(saved, manifest)
 
 
-def _windows(h: int, w: int, window: int, overlap: float) -> int:
-    return len(window_starts(max(h, window), window, overlap)) * len(window_starts(max(w, window), window, overlap))
+def _spill_path(partial: Path, r: int, c: int) -> Path:
+    return partial / f"spill_{r}_{c}.npz"
+
+
+def _save_spill(path: Path, sums: Tensor, block: Block, plan: Plan) -> None:
+    """The block's sums (C+1, footprint) beyond its core, clipped to the grid: a right strip beside the
+    core and a bottom strip below it (with the corner), each with its origin in working pixels."""
+    fy0, fy1, fx0, fx1 = block.footprint(plan.window)
+    fy1, fx1 = min(fy1, plan.height), min(fx1, plan.width)
+    right = sums[:, : block.y1 - fy0, block.x1 - fx0 : fx1 - fx0]
+    bottom = sums[:, block.y1 - fy0 : fy1 - fy0, : fx1 - fx0]
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez(
+            f,
+            right=right.cpu().numpy(),
+            right_at=np.array([fy0, block.x1]),
+            bottom=bottom.cpu().numpy(),
+            bottom_at=np.array([block.y1, fx0]),
+        )
+
+
+def _add_spills(sums: Tensor, block: Block, paths: list[Path]) -> None:
+    """Add to `sums` (whose origin is the block's core origin) the parts of earlier blocks' spills
+    that fall in the block's core."""
+    for path in paths:
+        with np.load(path) as spill:
+            for name in ("right", "bottom"):
+                part, (gy, gx) = spill[name], spill[f"{name}_at"]
+                y0, y1 = max(gy, block.y0), min(gy + part.shape[1], block.y1)
+                x0, x1 = max(gx, block.x0), min(gx + part.shape[2], block.x1)
+                if y0 < y1 and x0 < x1:
+                    piece = torch.from_numpy(part[:, y0 - gy : y1 - gy, x0 - gx : x1 - gx]).to(sums.device)
+                    sums[:, y0 - block.y0 : y1 - block.y0, x0 - block.x0 : x1 - block.x0] += piece
 
 
 def _predict_blocks(
@@ -351,33 +425,59 @@ def _predict_blocks(
     plan: Plan,
     tissue: TissueMask,
     store: LabelStore,
-    done_file: Path,
+    partial: Path,
     progress: str,
 ) -> tuple[float, int, int]:
-    """Every tissue block not finished yet; returns seconds and windows of this call, and all windows."""
+    """Every block with tissue in its footprint not finished yet; returns seconds and windows of this
+    call, and all windows."""
+    done_file = partial / "done.txt"
     done = _done(done_file)
-    todo = [(i, b) for i, b in enumerate(plan.blocks()) if tissue.any(*b)]
-    win, overlap = run.input_size, run.predictor.overlap
-    counts = {i: _windows(b[2], b[3], win, overlap) for i, b in todo}
-    finished = sum(counts[i] for i, _ in todo if i in done)
+    blocks = plan.blocks()
+    index = {(b.r, b.c): i for i, b in enumerate(blocks)}
+
+    def clipped(b: Block) -> tuple[int, int, int, int]:
+        fy0, fy1, fx0, fx1 = b.footprint(plan.window)
+        return fy0, fx0, min(fy1, plan.height) - fy0, min(fx1, plan.width) - fx0
+
+    todo = {i for i, b in enumerate(blocks) if tissue.any(*clipped(b))}
+    counts = {i: len(blocks[i].ys) * len(blocks[i].xs) for i in todo}
+    finished = sum(counts[i] for i in todo if i in done)
+
+    def pending(r: int, c: int) -> bool:
+        i = index.get((r, c))
+        return i is not None and i in todo and i not in done
+
     ls = plan.scale / plan.level_downsample  # level pixels per working pixel
     bar = RunProgress(progress)
     windows, t0 = 0, time.perf_counter()
     with bar, done_file.open("a") as log:
         bar.start_steps(f"{path.name} windows", sum(counts.values()), completed=finished)
-        for i, (y0, x0, h, w) in todo:
-            if i in done:
-                continue
+        for i in sorted(todo - done):
+            b = blocks[i]
+            y0, x0, h, w = clipped(b)
             size = (max(1, math.ceil(w * ls)), max(1, math.ceil(h * ls)))
             rgb = read_rgb(slide, path, (round(x0 * plan.scale), round(y0 * plan.scale)), plan.level, size)
             if size != (w, h):
                 rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if ls > 1 else cv2.INTER_LINEAR)
-            labels = run.probabilities(rgb).argmax(0).to(torch.uint8).cpu().numpy()
-            labels[~tissue.block(y0, x0, h, w)] = NOT_TISSUE
-            store.write_block(y0, x0, labels)
+            fy0, fy1, fx0, fx1 = b.footprint(plan.window)
+            boxes = [(y - fy0, x - fx0) for y in b.ys for x in b.xs]
+            probs, norm = run.window_sums(rgb, boxes, (fy1 - fy0, fx1 - fx0))
+            sums = torch.cat([probs, norm[None]])
+            neighbours = [(b.r - 1, b.c - 1), (b.r - 1, b.c), (b.r, b.c - 1)]
+            _add_spills(sums, b, [p for rc in neighbours if (p := _spill_path(partial, *rc)).is_file()])
+            core = sums[:, : b.y1 - b.y0, : b.x1 - b.x0]
+            labels = (core[:-1] / core[-1]).argmax(0).to(torch.uint8).cpu().numpy()
+            labels[~tissue.block(b.y0, b.x0, b.y1 - b.y0, b.x1 - b.x0)] = NOT_TISSUE
+            store.write_block(b.y0, b.x0, labels)
+            if any(pending(*rc) for rc in ((b.r, b.c + 1), (b.r + 1, b.c), (b.r + 1, b.c + 1))):
+                _save_spill(_spill_path(partial, b.r, b.c), sums, b, plan)
             log.write(f"{i}\n")
             log.flush()
             os.fsync(log.fileno())
+            done.add(i)
+            for r, c in neighbours:  # spills every later block has now added in
+                if not any(pending(*rc) for rc in ((r, c + 1), (r + 1, c), (r + 1, c + 1))):
+                    _spill_path(partial, r, c).unlink(missing_ok=True)
             windows += counts[i]
             bar.step(advance=counts[i])
     return time.perf_counter() - t0, windows, sum(counts.values())

@@ -62,6 +62,18 @@ class TrainedRun:
             probs = F.interpolate(probs[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0]
         return probs
 
+    @torch.no_grad()
+    def window_sums(
+        self, image: np.ndarray, boxes: list[tuple[int, int]], size: tuple[int, int]
+    ) -> tuple[Tensor, Tensor]:
+        """`Predictor.accumulate` over an RGB uint8 image padded to `size` (h, w) after normalisation, as
+        the test path pads an image smaller than a window: one slide block's undivided window sums."""
+        x = self.normalize(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(self.device))
+        ph, pw = size[0] - image.shape[0], size[1] - image.shape[1]
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph))
+        return self.predictor.accumulate(x, boxes)
+
 
 def apply_overrides(cfg: DictConfig, overrides: list[str], config_file: Path) -> None:
     """KEY=VALUE on eval.* (and device): the settings a prediction may change; values parse as YAML."""
