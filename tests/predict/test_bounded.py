@@ -110,3 +110,18 @@ def test_polygons_that_meet_only_in_a_later_band_come_out_as_one(monkeypatch):
     assert len(whole) == len(banded) == 3
     assert shapely.equals(shapely.MultiPolygon(banded), shapely.MultiPolygon(whole))
     assert sorted(shapely.get_num_interior_rings(banded)) == [0, 0, 1]
+
+
+def test_holes_set_aside_while_tracing_come_back_in_the_polygon_they_end_up_in(monkeypatch):
+    """A U whose arms are full of holes (finished long before the arms join) and a ring traced 3 rows
+    at a time: the same polygons, with every hole, as traced in one band."""
+    shapes = np.zeros((60, 50), np.uint8)
+    shapes[2:50, 2:20] = shapes[2:50, 28:46] = shapes[44:56, 2:46] = 1  # U with thick arms
+    shapes[4:40:4, 5:18:4] = shapes[4:40:4, 31:44:4] = 0  # single-pixel holes in both arms
+    raster = RecordingRaster(shapes)
+    whole = list(writers.class_polygons(raster, 1))
+    monkeypatch.setattr(writers, "GEOMETRY_BYTES", 50 * 3)
+    banded = list(writers.class_polygons(raster, 1))
+    assert len(whole) == len(banded) == 1 and banded[0].is_valid
+    assert len(banded[0].interiors) == len(whole[0].interiors) == 2 * 9 * 4
+    assert shapely.equals(banded[0], whole[0])

@@ -9,7 +9,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -151,31 +151,81 @@ def _tiles(labels: LabelRaster, lh: int, lw: int, step: int, tile: int) -> Itera
 
 def class_polygons(labels: LabelRaster, cls: int, step: int = 1) -> Iterator:
     """The exact pixel area of one class, at downsample `step`, as shapely Polygons in that level's
-    pixel-edge coordinates, each yielded as soon as it is complete.
+    pixel-edge coordinates, each as soon as it is complete (`traced_polygons` with the holes put back)."""
+    return (_with_holes(polygon, held) for polygon, held in traced_polygons(labels, cls, step))
+
+
+def traced_polygons(labels: LabelRaster, cls: int, step: int = 1) -> Iterator[tuple[Any, list[np.ndarray]]]:
+    """The exact pixel area of one class, at downsample `step`, as (Polygon, held holes) in that
+    level's pixel-edge coordinates, each yielded as soon as it is complete; the polygon's holes are
+    its own interior rings plus the held ones (coordinate arrays).
 
     Horizontal runs become boxes (runs repeated on consecutive rows merged into taller boxes first);
     the union of the boxes traces the pixel boundaries exactly. Rows are read band by band; a band's
     boxes are united with the polygons still open (those reaching the previous band's bottom edge), and
-    a polygon that ends above the band's bottom edge cannot grow any more, so it is yielded and freed:
-    memory is one band and the open polygons, not the class's whole geometry.
+    a polygon that ends above the band's bottom edge cannot grow any more, so it is yielded and freed.
+    Holes of an open polygon that end above the band's bottom edge cannot change either: they are
+    set aside as coordinates and put back when their polygon is yielded, so GEOS unites each band with
+    the open polygons' outlines, not with the thousands of holes a region spanning a slide collects.
     """
     import shapely
 
     h = math.ceil(labels.height / step)
     band = max(1, GEOMETRY_BYTES // math.ceil(labels.width / step))
     open_parts = np.empty(0, object)
+    held: list[list[np.ndarray]] = []  # per open polygon: its finished holes, as coordinates
     for y in range(0, h, band):
         y1 = min(h, y + band)
         g = _band_geometry(labels.read(y * step, y1 * step, step) == cls, y)
         if g is None:
-            yield from open_parts
-            open_parts = np.empty(0, object)
+            yield from zip(open_parts, held)
+            open_parts, held = np.empty(0, object), []
             continue
         parts = shapely.get_parts(shapely.union_all([*open_parts, g]))
+        held = _carry_holes(open_parts, held, parts)
         done = shapely.bounds(parts)[:, 3] < y1
-        yield from parts[done]
-        open_parts = parts[~done]
-    yield from open_parts
+        yield from zip(parts[done], [held[i] for i in np.flatnonzero(done)])
+        kept = [_set_holes_aside(parts[i], held[i], y1) for i in np.flatnonzero(~done)]
+        open_parts = np.array([p for p, _ in kept], dtype=object)
+        held = [k for _, k in kept]
+    yield from zip(open_parts, held)
+
+
+def _carry_holes(old: np.ndarray, held: list[list[np.ndarray]], parts: np.ndarray) -> list[list[np.ndarray]]:
+    """Holes set aside for the old open polygons, passed to the united part each old one lies in."""
+    import shapely
+
+    new: list[list[np.ndarray]] = [[] for _ in parts]
+    holding = [i for i, h in enumerate(held) if h]
+    if holding:
+        points = shapely.point_on_surface(old[holding])  # inside the old polygon, so inside its part
+        which, part = shapely.STRtree(parts).query(points, predicate="within")
+        for i, j in zip(which, part):
+            new[j].extend(held[holding[i]])
+    return new
+
+
+def _set_holes_aside(polygon, held: list[np.ndarray], y1: int):
+    """`polygon` without its holes that end above row `y1` (appended to `held` as coordinates)."""
+    import shapely
+
+    rings = shapely.get_rings(polygon)
+    if len(rings) == 1:
+        return polygon, held
+    complete = shapely.bounds(rings[1:])[:, 3] < y1
+    if not complete.any():
+        return polygon, held
+    held = held + [shapely.get_coordinates(r) for r in rings[1:][complete]]
+    return shapely.polygons(rings[0], holes=rings[1:][~complete]), held
+
+
+def _with_holes(polygon, held: list[np.ndarray]):
+    import shapely
+
+    if not held:
+        return polygon
+    rings = shapely.get_rings(polygon)
+    return shapely.polygons(rings[0], holes=[*rings[1:], *(shapely.linearrings(c) for c in held)])
 
 
 def _band_geometry(mask: np.ndarray, y_offset: int):
@@ -195,7 +245,18 @@ def _band_geometry(mask: np.ndarray, y_offset: int):
     return shapely.union_all(shapely.box(x0[starts], ys[starts] + y_offset, x1[starts], bottoms + y_offset))
 
 
-POLYGON_PREFIX = '{"type":"Polygon","coordinates":'
+RING_PREFIX = '{"type":"LineString","coordinates":'
+
+
+def _ring_text(coords: np.ndarray) -> str:
+    """GeoJSON coordinates of one ring, written by GEOS (one ring at a time: GEOS builds a JSON tree of
+    what it writes, which for a whole polygon with thousands of holes is tens of MB)."""
+    import shapely
+
+    text = shapely.to_geojson(shapely.linearrings(coords))
+    if not text.startswith(RING_PREFIX):
+        raise ValueError(f"expected a ring, shapely wrote {text[:40]}")
+    return text[len(RING_PREFIX) : -1]
 
 
 def write_geojson(
@@ -205,7 +266,7 @@ def write_geojson(
     the labels' downsample `step`, coordinates in the slide's level-0 pixels (`scale`: slide pixels per
     label pixel). Returns the feature count.
 
-    Streamed to the file polygon by polygon as `class_polygons` completes them; shapely (GEOS) writes
+    Streamed to the file ring by ring as `traced_polygons` completes polygons; shapely (GEOS) writes
     the coordinates, so there is no Python object per vertex."""
     import shapely
 
@@ -220,13 +281,14 @@ def write_geojson(
                 "classification": {"name": name, "color": [int(c) for c in colours[cls]]},
             }
             k = 0
-            for polygon in class_polygons(labels, cls, step):
-                text = shapely.to_geojson(shapely.transform(polygon, lambda xy: xy * factor))
-                if not text.startswith(POLYGON_PREFIX):
-                    raise ValueError(f"expected a polygon, shapely wrote {text[:40]}")
+            for polygon, held in traced_polygons(labels, cls, step):
                 if k == 0:
                     f.write(("," if n else "") + '{"type":"Feature","geometry":{"type":"MultiPolygon","coordinates":[')
-                f.write(("," if k else "") + text[len(POLYGON_PREFIX) : -1])
+                f.write("," if k else "")
+                rings = [*map(shapely.get_coordinates, shapely.get_rings(polygon)), *held]
+                for j, coords in enumerate(rings):
+                    f.write(("[" if j == 0 else ",") + _ring_text(coords * factor))
+                f.write("]")
                 k += 1
             if k:
                 f.write(f']}},"properties":{json.dumps(properties, separators=(",", ":"))}}}')
