@@ -95,7 +95,14 @@ def test_geojson_of_a_coarser_level_is_scaled_to_slide_pixels(tmp_path, labels):
     assert shape(features[0]["geometry"]).area == pytest.approx((level == 0).sum() * 8.0**2)
 
 
-def test_polygons_that_meet_only_in_a_later_band_come_out_as_one(monkeypatch):
+def traced(labels: np.ndarray, tmp_path, name: str) -> list:
+    """The polygons of class 1 as the GeoJSON writer writes them (slide pixels = label pixels)."""
+    writers.write_geojson(tmp_path / name, RecordingRaster(labels), 1, ["0", "1"], COLOURS[:2], 1.0)
+    (feature,) = [f for f in json.loads((tmp_path / name).read_text())["features"] if f["properties"]["name"] == "1"]
+    return list(shapely.get_parts(shape(feature["geometry"])))
+
+
+def test_polygons_that_meet_only_in_a_later_band_come_out_as_one(tmp_path, monkeypatch):
     """A U (arms joined at the bottom), an arch (split at the bottom) and a ring: traced 3 rows at a
     time they are the same polygons as traced in one band."""
     shapes = np.zeros((40, 60), np.uint8)
@@ -103,25 +110,23 @@ def test_polygons_that_meet_only_in_a_later_band_come_out_as_one(monkeypatch):
     shapes[5:9, 22:38] = shapes[5:30, 22:26] = shapes[5:30, 34:38] = 1  # arch
     shapes[8:36, 42:58] = 1
     shapes[14:30, 47:53] = 0  # ring with a hole
-    raster = RecordingRaster(shapes)
-    whole = list(writers.class_polygons(raster, 1))
+    whole = traced(shapes, tmp_path, "whole.geojson")
     monkeypatch.setattr(writers, "GEOMETRY_BYTES", 60 * 3)
-    banded = list(writers.class_polygons(raster, 1))
+    banded = traced(shapes, tmp_path, "banded.geojson")
     assert len(whole) == len(banded) == 3
     assert shapely.equals(shapely.MultiPolygon(banded), shapely.MultiPolygon(whole))
     assert sorted(shapely.get_num_interior_rings(banded)) == [0, 0, 1]
 
 
-def test_holes_set_aside_while_tracing_come_back_in_the_polygon_they_end_up_in(monkeypatch):
+def test_holes_set_aside_while_tracing_come_back_in_the_polygon_they_end_up_in(tmp_path, monkeypatch):
     """A U whose arms are full of holes (finished long before the arms join) and a ring traced 3 rows
     at a time: the same polygons, with every hole, as traced in one band."""
     shapes = np.zeros((60, 50), np.uint8)
     shapes[2:50, 2:20] = shapes[2:50, 28:46] = shapes[44:56, 2:46] = 1  # U with thick arms
     shapes[4:40:4, 5:18:4] = shapes[4:40:4, 31:44:4] = 0  # single-pixel holes in both arms
-    raster = RecordingRaster(shapes)
-    whole = list(writers.class_polygons(raster, 1))
+    whole = traced(shapes, tmp_path, "whole.geojson")
     monkeypatch.setattr(writers, "GEOMETRY_BYTES", 50 * 3)
-    banded = list(writers.class_polygons(raster, 1))
+    banded = traced(shapes, tmp_path, "banded.geojson")
     assert len(whole) == len(banded) == 1 and banded[0].is_valid
     assert len(banded[0].interiors) == len(whole[0].interiors) == 2 * 9 * 4
     assert shapely.equals(banded[0], whole[0])

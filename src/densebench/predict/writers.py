@@ -149,23 +149,17 @@ def _tiles(labels: LabelRaster, lh: int, lw: int, step: int, tile: int) -> Itera
                 yield t
 
 
-def class_polygons(labels: LabelRaster, cls: int, step: int = 1) -> Iterator:
-    """The exact pixel area of one class, at downsample `step`, as shapely Polygons in that level's
-    pixel-edge coordinates, each as soon as it is complete (`traced_polygons` with the holes put back)."""
-    return (_with_holes(polygon, held) for polygon, held in traced_polygons(labels, cls, step))
-
-
 def traced_polygons(labels: LabelRaster, cls: int, step: int = 1) -> Iterator[tuple[Any, list[np.ndarray]]]:
     """The exact pixel area of one class, at downsample `step`, as (Polygon, held holes) in that
     level's pixel-edge coordinates, each yielded as soon as it is complete; the polygon's holes are
-    its own interior rings plus the held ones (coordinate arrays).
+    its own interior rings plus the held ones (coordinate arrays), which the writer writes after them.
 
     Horizontal runs become boxes (runs repeated on consecutive rows merged into taller boxes first);
     the union of the boxes traces the pixel boundaries exactly. Rows are read band by band; a band's
     boxes are united with the polygons still open (those reaching the previous band's bottom edge), and
     a polygon that ends above the band's bottom edge cannot grow any more, so it is yielded and freed.
     Holes of an open polygon that end above the band's bottom edge cannot change either: they are
-    set aside as coordinates and put back when their polygon is yielded, so GEOS unites each band with
+    set aside as coordinates and yielded with their polygon, so GEOS unites each band with
     the open polygons' outlines, not with the thousands of holes a region spanning a slide collects.
     """
     import shapely
@@ -217,15 +211,6 @@ def _set_holes_aside(polygon, held: list[np.ndarray], y1: int):
         return polygon, held
     held = held + [shapely.get_coordinates(r) for r in rings[1:][complete]]
     return shapely.polygons(rings[0], holes=rings[1:][~complete]), held
-
-
-def _with_holes(polygon, held: list[np.ndarray]):
-    import shapely
-
-    if not held:
-        return polygon
-    rings = shapely.get_rings(polygon)
-    return shapely.polygons(rings[0], holes=[*rings[1:], *(shapely.linearrings(c) for c in held)])
 
 
 def _band_geometry(mask: np.ndarray, y_offset: int):
