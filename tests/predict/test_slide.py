@@ -132,6 +132,22 @@ def test_class_areas_are_in_square_millimetres(slide_out):
         assert float(row["area_mm2"]) == pytest.approx((labels == cls).sum() * RUN_MPP**2 / 1e6, rel=1e-4)
 
 
+def small_blocks(slide, out) -> list[str]:
+    """Predict options with many small blocks (2×2 windows), for the resume tests."""
+    return [
+        "--input",
+        str(slide),
+        "--out",
+        str(out),
+        "--mpp",
+        str(RUN_MPP),
+        "--progress",
+        "none",
+        "--block-windows",
+        "2",
+    ]
+
+
 def test_an_interrupted_slide_prediction_redoes_only_unfinished_blocks(trained_run, slide, tmp_path, monkeypatch):
     """A crash after three blocks (in this process; the SIGKILL test below is the real thing): the rerun
     predicts only the remaining blocks and writes the same bytes as an uninterrupted run."""
@@ -146,19 +162,7 @@ def test_an_interrupted_slide_prediction_redoes_only_unfinished_blocks(trained_r
         return real(self, image, boxes, size)
 
     def command(out):
-        return [
-            str(trained_run),
-            "--input",
-            str(slide),
-            "--out",
-            str(out),
-            "--mpp",
-            str(RUN_MPP),
-            "--progress",
-            "none",
-            "--block-windows",
-            "2",
-        ]
+        return [str(trained_run), *small_blocks(slide, out)]
 
     monkeypatch.setattr(TrainedRun, "window_sums", lambda self, *a: counted(self, *a, crash_at=3))
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -179,23 +183,7 @@ def test_a_killed_slide_prediction_resumes_and_writes_the_same_files(trained_run
     """kill -9 after a few finished blocks; the rerun finishes the rest, byte-identical to the uninterrupted run."""
 
     def command(out):
-        return [
-            sys.executable,
-            "-m",
-            "densebench",
-            "predict",
-            str(trained_run),
-            "--input",
-            str(slide),
-            "--out",
-            str(out),
-            "--mpp",
-            str(RUN_MPP),
-            "--progress",
-            "none",
-            "--block-windows",
-            "2",
-        ]  # many small blocks
+        return [sys.executable, "-m", "densebench", "predict", str(trained_run), *small_blocks(slide, out)]
 
     out, fresh = tmp_path / "resumed", tmp_path / "fresh"
     args = command(out)

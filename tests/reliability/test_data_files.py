@@ -151,10 +151,8 @@ def _json_list(root: Path, clean: Path) -> Path:
     return path
 
 
-def test_a_truncated_json_list_is_one_line_naming_it(clean_folder, tmp_path, capsys):
-    path = _json_list(tmp_path / "j", clean_folder)
-    _truncate(path)
-    code, _, err = cli(
+def _run_json_list(path, tmp_path, capsys):
+    return cli(
         capsys,
         "run",
         *MODEL,
@@ -163,6 +161,12 @@ def test_a_truncated_json_list_is_one_line_naming_it(clean_folder, tmp_path, cap
         "dataset.min_side=48",
         f"output_dir={tmp_path / 'out'}",
     )
+
+
+def test_a_truncated_json_list_is_one_line_naming_it(clean_folder, tmp_path, capsys):
+    path = _json_list(tmp_path / "j", clean_folder)
+    _truncate(path)
+    code, _, err = _run_json_list(path, tmp_path, capsys)
     assert_one_line_error(code, err, *BY_ID["json-list-truncated"].needles)
 
 
@@ -171,15 +175,7 @@ def test_a_json_list_entry_without_its_mask_is_one_line_naming_it(clean_folder, 
     data = json.loads(path.read_text())
     data["data"]["train"][0]["mask_path"] = str(tmp_path / "nope.png")
     path.write_text(json.dumps(data))
-    code, _, err = cli(
-        capsys,
-        "run",
-        *MODEL,
-        "dataset=json_list",
-        f"dataset.root={path}",
-        "dataset.min_side=48",
-        f"output_dir={tmp_path / 'out'}",
-    )
+    code, _, err = _run_json_list(path, tmp_path, capsys)
     assert_one_line_error(code, err, *BY_ID["json-list-missing-mask"].needles)
 
 

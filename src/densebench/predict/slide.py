@@ -113,6 +113,11 @@ class Plan:
             for c, cx in enumerate(cols)
         ]  # fmt: skip
 
+    def footprint(self, block: Block) -> tuple[int, int, int, int]:
+        """The block's footprint clipped to the grid (a grid smaller than a window is padded instead)."""
+        fy0, fy1, fx0, fx1 = block.footprint(self.window)
+        return fy0, min(fy1, self.height), fx0, min(fx1, self.width)
+
 
 @dataclass(frozen=True)
 class Block:
@@ -390,8 +395,7 @@ def _spill_path(partial: Path, r: int, c: int) -> Path:
 def _save_spill(path: Path, sums: Tensor, block: Block, plan: Plan) -> None:
     """The block's sums (C+1, footprint) beyond its core, clipped to the grid: a right strip beside the
     core and a bottom strip below it (with the corner), each with its origin in working pixels."""
-    fy0, fy1, fx0, fx1 = block.footprint(plan.window)
-    fy1, fx1 = min(fy1, plan.height), min(fx1, plan.width)
+    fy0, fy1, fx0, fx1 = plan.footprint(block)
     right = sums[:, : block.y1 - fy0, block.x1 - fx0 : fx1 - fx0]
     bottom = sums[:, block.y1 - fy0 : fy1 - fy0, : fx1 - fx0]
     with atomic_path(path) as tmp, tmp.open("wb") as f:
@@ -435,17 +439,22 @@ def _predict_blocks(
     blocks = plan.blocks()
     index = {(b.r, b.c): i for i, b in enumerate(blocks)}
 
-    def clipped(b: Block) -> tuple[int, int, int, int]:
-        fy0, fy1, fx0, fx1 = b.footprint(plan.window)
-        return fy0, fx0, min(fy1, plan.height) - fy0, min(fx1, plan.width) - fx0
+    def region(b: Block) -> tuple[int, int, int, int]:
+        """(y0, x0, h, w) of the block's clipped footprint: what is read and checked for tissue."""
+        fy0, fy1, fx0, fx1 = plan.footprint(b)
+        return fy0, fx0, fy1 - fy0, fx1 - fx0
 
-    todo = {i for i, b in enumerate(blocks) if tissue.any(*clipped(b))}
+    todo = {i for i, b in enumerate(blocks) if tissue.any(*region(b))}
     counts = {i: len(blocks[i].ys) * len(blocks[i].xs) for i in todo}
     finished = sum(counts[i] for i in todo if i in done)
 
     def pending(r: int, c: int) -> bool:
         i = index.get((r, c))
         return i is not None and i in todo and i not in done
+
+    def spill_needed(r: int, c: int) -> bool:
+        """A block's windows reach the cores to its right, below and below-right: needed while one is to do."""
+        return pending(r, c + 1) or pending(r + 1, c) or pending(r + 1, c + 1)
 
     ls = plan.scale / plan.level_downsample  # level pixels per working pixel
     bar = RunProgress(progress)
@@ -454,7 +463,7 @@ def _predict_blocks(
         bar.start_steps(f"{path.name} windows", sum(counts.values()), completed=finished)
         for i in sorted(todo - done):
             b = blocks[i]
-            y0, x0, h, w = clipped(b)
+            y0, x0, h, w = region(b)
             size = (max(1, math.ceil(w * ls)), max(1, math.ceil(h * ls)))
             rgb = read_rgb(slide, path, (round(x0 * plan.scale), round(y0 * plan.scale)), plan.level, size)
             if size != (w, h):
@@ -469,14 +478,14 @@ def _predict_blocks(
             labels = (core[:-1] / core[-1]).argmax(0).to(torch.uint8).cpu().numpy()
             labels[~tissue.block(b.y0, b.x0, b.y1 - b.y0, b.x1 - b.x0)] = NOT_TISSUE
             store.write_block(b.y0, b.x0, labels)
-            if any(pending(*rc) for rc in ((b.r, b.c + 1), (b.r + 1, b.c), (b.r + 1, b.c + 1))):
+            if spill_needed(b.r, b.c):
                 _save_spill(_spill_path(partial, b.r, b.c), sums, b, plan)
             log.write(f"{i}\n")
             log.flush()
             os.fsync(log.fileno())
             done.add(i)
             for r, c in neighbours:  # spills every later block has now added in
-                if not any(pending(*rc) for rc in ((r, c + 1), (r + 1, c), (r + 1, c + 1))):
+                if not spill_needed(r, c):
                     _spill_path(partial, r, c).unlink(missing_ok=True)
             windows += counts[i]
             bar.step(advance=counts[i])

@@ -53,11 +53,14 @@ class TrainedRun:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def _normalized(self, image: np.ndarray) -> Tensor:
+        """RGB uint8 (H, W, 3) → normalised (1, 3, H, W) on the run's device."""
+        return self.normalize(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(self.device))
+
     @torch.no_grad()
     def probabilities(self, image: np.ndarray) -> Tensor:
         """(C, H, W) class probabilities of an RGB uint8 (H, W, 3) image through the test path."""
-        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(self.device)
-        probs = self.predictor(self.normalize(x))
+        probs = self.predictor(self._normalized(image))
         if self.predictor.mode == "resize":  # the paper's mode predicts s×s; outputs keep the image's size
             probs = F.interpolate(probs[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0]
         return probs
@@ -68,7 +71,7 @@ class TrainedRun:
     ) -> tuple[Tensor, Tensor]:
         """`Predictor.accumulate` over an RGB uint8 image padded to `size` (h, w) after normalisation, as
         the test path pads an image smaller than a window: one slide block's undivided window sums."""
-        x = self.normalize(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(self.device))
+        x = self._normalized(image)
         ph, pw = size[0] - image.shape[0], size[1] - image.shape[1]
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
